@@ -1,0 +1,168 @@
+/* Dogpile-safe cache: GET KEY; on a miss one client computes under the lock
+ * "get_or_set:KEY" while the others wait for it, then read what it stored. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+void redis_lock_cache_options_init(redis_lock_cache_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->version = REDIS_LOCK_CACHE_OPTIONS_VERSION;
+    opts->timeout_ms = -1;
+    redis_lock_options_init(&opts->lock);
+    opts->lock.expire_ms = 30000;
+    opts->lock.auto_renewal = true;
+}
+
+/* GET key: 0 with *hit set (and the value copied out), or an error. */
+static int cache_get(redis_lock_client *c, const char *key, bool *hit, char **out, size_t *len)
+{
+    rl_conn *conn;
+    int rc = rl_client_get(c, &conn);
+    if (rc)
+        return rc;
+    const char *argv[2] = {"GET", key};
+    redisReply *r = NULL;
+    rc = rl_conn_command(c, conn, &r, 2, argv, NULL);
+    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    *hit = false;
+    if (!rc && r->type == REDIS_REPLY_STRING) {
+        *out = rl_memdup(r->str, r->len);
+        *len = r->len;
+        *hit = true;
+        if (!*out)
+            rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory copying a cached value");
+    } else if (!rc && r->type != REDIS_REPLY_NIL) {
+        rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to GET %s", key);
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int cache_set(redis_lock_client *c, const char *key, const char *value, size_t len,
+                     int64_t ttl_ms)
+{
+    rl_conn *conn;
+    int rc = rl_client_get(c, &conn);
+    if (rc)
+        return rc;
+    char px[24];
+    rl_fmt_ms(px, sizeof px, ttl_ms);
+    const char *argv[5] = {"SET", key, value, "PX", px};
+    size_t lens[5] = {3, strlen(key), len, 2, strlen(px)};
+    redisReply *r = NULL;
+    rc = rl_conn_command(c, conn, &r, 5, argv, lens);
+    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
+                                const redis_lock_cache_options *opts, redis_lock_value_fn make,
+                                void *payload, char **out_value, size_t *out_len)
+{
+    rl_error_clear();
+    if (out_value)
+        *out_value = NULL;
+    if (out_len)
+        *out_len = 0;
+    if (!c || !key || !*key || !opts || !make || !out_value || !out_len)
+        return rl_error(REDIS_LOCK_EINVAL, "cache_get_or_set: client, a non-empty key, opts, "
+                        "make and both outputs are required");
+    if (opts->version != REDIS_LOCK_CACHE_OPTIONS_VERSION)
+        return rl_error(REDIS_LOCK_EINVAL, "cache options version %u, expected %u (call "
+                        "redis_lock_cache_options_init)", opts->version,
+                        REDIS_LOCK_CACHE_OPTIONS_VERSION);
+    if (opts->ttl_ms <= 0)
+        return rl_error(REDIS_LOCK_EINVAL, "ttl_ms must be > 0");
+    if (opts->timeout_ms < -1)
+        return rl_error(REDIS_LOCK_EINVAL, "timeout_ms must be -1, 0 or > 0");
+    rl_client_check_fork(c);
+
+    bool hit = false;
+    int rc;
+    if (!opts->refresh) {
+        rc = cache_get(c, key, &hit, out_value, out_len);
+        if (rc || hit)
+            return rc;
+    }
+    size_t klen = strlen(key);
+    char *lock_name = rl_malloc(klen + 12);
+    if (!lock_name)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory in cache_get_or_set");
+    memcpy(lock_name, "get_or_set:", 11);
+    memcpy(lock_name + 11, key, klen + 1);
+    redis_lock *l = NULL;
+    rc = redis_lock_new(&l, c, lock_name, &opts->lock);
+    free(lock_name);
+    if (rc)
+        return rc;
+    rl_log(c, LOG_DEBUG, "cache miss for %s", key);
+    rc = redis_lock_acquire(l, opts->timeout_ms);
+    if (rc == REDIS_LOCK_BUSY)
+        rc = rl_error(REDIS_LOCK_BUSY, "timed out waiting for another client computing %s", key);
+    if (rc) {
+        redis_lock_free(l);
+        return rc;
+    }
+    /* Whoever held the lock before us may have stored the value meanwhile. */
+    if (!opts->refresh)
+        rc = cache_get(c, key, &hit, out_value, out_len);
+    if (!rc && !hit) {
+        char *value = NULL;
+        size_t len = 0;
+        int user = make(payload, &value, &len);
+        if (user) {
+            free(value);
+            rc = rl_error(REDIS_LOCK_EUSER, "computing %s failed (make returned %d); nothing "
+                          "stored", key, user);
+        } else if (!value && len) {
+            rc = rl_error(REDIS_LOCK_EUSER, "make returned a NULL value of length %zu", len);
+        } else {
+            rc = cache_set(c, key, value ? value : "", len, opts->ttl_ms);
+            if (!rc) {
+                /* hand the caller a NUL-terminated copy in one malloc'd block */
+                char *v = value ? rl_realloc(value, len + 1) : rl_malloc(1);
+                if (!v) {
+                    free(value);
+                    rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory returning %s", key);
+                } else {
+                    v[len] = '\0';
+                    *out_value = v;
+                    *out_len = len;
+                }
+            } else {
+                free(value);
+            }
+        }
+    }
+    int rrc = redis_lock_release(l);
+    redis_lock_free(l);
+    if (!rc && rrc && rrc != REDIS_LOCK_ENOTHELD)
+        rl_log(c, LOG_WARNING, "releasing the lock of %s: %s", key, redis_lock_strerror(rrc));
+    return rc;
+}
+
+int redis_lock_cache_delete(redis_lock_client *c, const char *key)
+{
+    rl_error_clear();
+    if (!c || !key || !*key)
+        return rl_error(REDIS_LOCK_EINVAL, "cache_delete needs a client and a non-empty key");
+    rl_client_check_fork(c);
+    rl_conn *conn;
+    int rc = rl_client_get(c, &conn);
+    if (rc)
+        return rc;
+    const char *argv[2] = {"DEL", key};
+    redisReply *r = NULL;
+    rc = rl_conn_command(c, conn, &r, 2, argv, NULL);
+    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}

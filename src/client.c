@@ -1,0 +1,185 @@
+/* The client: options, a thread-safe pool of connections, fork detection, logging. */
+#include "internal.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+/* fork(): a child must not use its parent's connections nor count on its renewal
+ * thread. A pthread_atfork child handler bumps a generation that every public call
+ * compares with its client's. */
+static atomic_ulong fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+    pthread_mutex_init(&fork_mu, NULL);
+    rl_renewer_atfork_child();
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+unsigned long rl_fork_gen(void)
+{
+    return atomic_load(&fork_generation);
+}
+
+void rl_client_check_fork(redis_lock_client *c)
+{
+    unsigned long gen = rl_fork_gen();
+    if (__atomic_load_n(&c->fork_gen, __ATOMIC_ACQUIRE) == gen)
+        return;
+    pthread_mutex_lock(&fork_mu);
+    if (c->fork_gen != gen) {
+        /* We are the child; the threads that held c->mu at fork() are gone. Close our
+         * copies of the parent's sockets without a word to Redis. */
+        pthread_mutex_init(&c->mu, NULL);
+        rl_conn *conn = c->pool;
+        c->pool = NULL;
+        while (conn) {
+            rl_conn *next = conn->next;
+            rl_conn_close(conn);
+            conn = next;
+        }
+        rl_renewer_forget(c);
+        __atomic_store_n(&c->fork_gen, gen, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&fork_mu);
+}
+
+void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
+{
+    if (!c->opts.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->opts.log(level, msg, c->opts.log_payload);
+}
+
+void redis_lock_client_options_init(redis_lock_client_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->version = REDIS_LOCK_CLIENT_OPTIONS_VERSION;
+    opts->connect_timeout_ms = 2000;
+    opts->command_timeout_ms = 2000;
+}
+
+/* A pooled connection that has data or EOF waiting while idle was dropped by the
+ * server (CLIENT KILL, restart, timeout): check without a round trip. */
+static bool conn_healthy(rl_conn *conn)
+{
+    struct pollfd p = {conn->fd, POLLIN | POLLRDHUP, 0};
+    return conn->fork_gen == rl_fork_gen() && poll(&p, 1, 0) == 0;
+}
+
+int rl_client_get(redis_lock_client *c, rl_conn **out)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        rl_conn *conn = c->pool;
+        if (conn)
+            c->pool = conn->next;
+        pthread_mutex_unlock(&c->mu);
+        if (!conn)
+            break;
+        if (conn_healthy(conn)) {
+            conn->next = NULL;
+            *out = conn;
+            return 0;
+        }
+        rl_log(c, LOG_DEBUG, "dropping a stale connection to %s", c->url.masked);
+        rl_conn_close(conn);
+    }
+    int rc = rl_conn_open(c, out);
+    if (!rc)
+        __atomic_fetch_add(&c->connections_opened, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
+void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok)
+{
+    if (!conn)
+        return;
+    if (!ok || conn->fork_gen != rl_fork_gen()) {
+        rl_conn_close(conn);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    conn->next = c->pool;
+    c->pool = conn;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_options *opts)
+{
+    rl_error_clear();
+    if (!out)
+        return rl_error(REDIS_LOCK_EINVAL, "out is NULL");
+    *out = NULL;
+    redis_lock_client_options defaults;
+    if (!opts) {
+        redis_lock_client_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->version != REDIS_LOCK_CLIENT_OPTIONS_VERSION)
+        return rl_error(REDIS_LOCK_EINVAL, "client options version %u, expected %u (call "
+                        "redis_lock_client_options_init)", opts->version,
+                        REDIS_LOCK_CLIENT_OPTIONS_VERSION);
+    if (opts->connect_timeout_ms <= 0 || opts->command_timeout_ms <= 0)
+        return rl_error(REDIS_LOCK_EINVAL, "timeouts must be > 0 ms");
+    pthread_once(&atfork_once, register_atfork);
+    redis_lock_client *c = rl_calloc(1, sizeof *c);
+    if (!c)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a client");
+    c->opts = *opts;
+    c->opts.url = NULL;
+    c->fork_gen = rl_fork_gen();
+    pthread_mutex_init(&c->mu, NULL);
+    const char *url = opts->url;
+    if (!url)
+        url = getenv("REDIS_URL");
+    if (!url || !*url)
+        url = "redis://127.0.0.1:6379/0";
+    int rc = rl_url_parse(&c->url, url);
+    if (rc) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return rc;
+    }
+    rl_conn *conn;
+    rc = rl_client_get(c, &conn);
+    if (rc) {
+        redis_lock_client_close(c);
+        return rc;
+    }
+    rl_client_put(c, conn, true);
+    *out = c;
+    return 0;
+}
+
+void redis_lock_client_close(redis_lock_client *c)
+{
+    if (!c)
+        return;
+    rl_client_check_fork(c);
+    rl_renewer_stop(c);
+    rl_conn *conn = c->pool;
+    while (conn) {
+        rl_conn *next = conn->next;
+        rl_conn_close(conn);
+        conn = next;
+    }
+    pthread_mutex_destroy(&c->mu);
+    rl_url_free(&c->url);
+    free(c);
+}

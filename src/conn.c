@@ -1,0 +1,342 @@
+/* One connection to Redis. hiredis formats the commands and parses the replies; the
+ * socket is ours, so that it is close-on-exec from birth, never raises SIGPIPE
+ * (MSG_NOSIGNAL) and every wait is a poll() against a monotonic deadline. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen)
+{
+    char *cmd = NULL;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (n < 0)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory formatting a command");
+    size_t len = (size_t)n;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *d = rl_realloc(b->data, cap);
+        if (!d) {
+            redisFreeCommand(cmd);
+            return rl_error(REDIS_LOCK_ENOMEM, "out of memory formatting a command");
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, cmd, len);
+    b->len += len;
+    b->count++;
+    redisFreeCommand(cmd);
+    return 0;
+}
+
+void rl_buf_free(rl_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
+{
+    for (;;) {
+        struct pollfd p[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
+        int timeout = -1;
+        if (deadline_ms != RL_INFINITE) {
+            int64_t left = deadline_ms - rl_now_ms();
+            if (left <= 0)
+                return 0;
+            timeout = left > 1 << 30 ? 1 << 30 : (int)left;
+        }
+        int n = poll(p, wake_fd >= 0 ? 2 : 1, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0)
+            continue; /* re-check the deadline: poll's ms may round down */
+        if (wake_fd >= 0 && (p[1].revents & POLLIN))
+            return 2;
+        return 1;
+    }
+}
+
+static int connect_socket(redis_lock_client *c, int *out_fd)
+{
+    const rl_url *u = &c->url;
+    int64_t deadline = rl_now_ms() + c->opts.connect_timeout_ms;
+    struct addrinfo *res = NULL, *ai;
+    struct sockaddr_un sun;
+    int fd = -1, err = 0;
+    char what[300];
+
+    if (u->unix_socket) {
+        if (strlen(u->host) >= sizeof sun.sun_path)
+            return rl_error(REDIS_LOCK_EINVAL, "unix socket path too long: %s", u->host);
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        strcpy(sun.sun_path, u->host);
+        snprintf(what, sizeof what, "%s", u->host);
+    } else {
+        struct addrinfo hints = {0};
+        char port[16];
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        snprintf(port, sizeof port, "%d", u->port);
+        int gai = getaddrinfo(u->host, port, &hints, &res);
+        if (gai)
+            return rl_error(REDIS_LOCK_ECONN, "cannot resolve %s: %s", u->host,
+                            gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+        snprintf(what, sizeof what, "%s:%d", u->host, u->port);
+    }
+    for (ai = res;; ai = ai->ai_next) {
+        const struct sockaddr *sa;
+        socklen_t salen;
+        int family;
+        if (u->unix_socket) {
+            sa = (const struct sockaddr *)&sun;
+            salen = sizeof sun;
+            family = AF_UNIX;
+        } else {
+            if (!ai)
+                break;
+            sa = ai->ai_addr;
+            salen = ai->ai_addrlen;
+            family = ai->ai_family;
+        }
+        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            err = errno;
+        } else if (connect(fd, sa, salen) == 0) {
+            break;
+        } else if (errno == EINPROGRESS) {
+            int w = wait_fd(fd, POLLOUT, deadline, -1);
+            socklen_t elen = sizeof err;
+            if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0)
+                break;
+            if (w == 0)
+                err = ETIMEDOUT;
+        } else {
+            err = errno;
+        }
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        if (u->unix_socket)
+            break;
+    }
+    if (res)
+        freeaddrinfo(res);
+    if (fd < 0)
+        return rl_error(REDIS_LOCK_ECONN, "cannot connect to %s: %s", what,
+                        strerror(err ? err : ECONNREFUSED));
+    if (!u->unix_socket) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+void rl_conn_close(rl_conn *conn)
+{
+    if (!conn)
+        return;
+    if (conn->fd >= 0)
+        close(conn->fd);
+    if (conn->reader)
+        redisReaderFree(conn->reader);
+    free(conn);
+}
+
+int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t len)
+{
+    int64_t deadline = rl_now_ms() + c->opts.command_timeout_ms;
+    while (len) {
+        ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int w = wait_fd(conn->fd, POLLOUT, deadline, -1);
+            if (w == 1)
+                continue;
+            return rl_error(REDIS_LOCK_ECONN, "writing to Redis at %s: %s", c->url.masked,
+                            w == 0 ? "timed out" : strerror(errno));
+        }
+        return rl_error(REDIS_LOCK_ECONN, "writing to Redis at %s: %s", c->url.masked,
+                        strerror(errno));
+    }
+    return 0;
+}
+
+int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t deadline_ms,
+                 int wake_fd)
+{
+    *out = NULL;
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(conn->reader, &reply) != REDIS_OK)
+            return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s", c->url.masked,
+                            conn->reader->errstr);
+        if (reply) {
+            *out = reply;
+            return 0;
+        }
+        char buf[16384];
+        ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            if (redisReaderFeed(conn->reader, buf, (size_t)n) != REDIS_OK)
+                return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s",
+                                c->url.masked, conn->reader->errstr);
+            continue;
+        }
+        if (n == 0)
+            return rl_error(REDIS_LOCK_ECONN, "Redis at %s closed the connection",
+                            c->url.masked);
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return rl_error(REDIS_LOCK_ECONN, "reading from Redis at %s: %s", c->url.masked,
+                            strerror(errno));
+        int w = wait_fd(conn->fd, POLLIN, deadline_ms, wake_fd);
+        if (w == 2)
+            return 1;
+        if (w == 0 && wake_fd >= 0)
+            return 2; /* a wait's own deadline: not an error */
+        if (w == 0)
+            return rl_error(REDIS_LOCK_ECONN, "Redis at %s did not answer in %d ms",
+                            c->url.masked, c->opts.command_timeout_ms);
+        if (w < 0)
+            return rl_error(REDIS_LOCK_ECONN, "waiting for Redis at %s: %s", c->url.masked,
+                            strerror(errno));
+    }
+}
+
+int rl_reply_error(const redisReply *r, const char *what)
+{
+    if (r && r->type == REDIS_REPLY_ERROR)
+        return rl_error(REDIS_LOCK_ESERVER, "%s: %.*s", what, (int)(r->len > 300 ? 300 : r->len),
+                        r->str);
+    return 0;
+}
+
+int rl_conn_pipeline(redis_lock_client *c, rl_conn *conn, const rl_buf *b, redisReply **out)
+{
+    int rc = rl_conn_send(c, conn, b->data, b->len);
+    for (int i = 0; i < b->count; i++)
+        out[i] = NULL;
+    if (rc)
+        return rc;
+    int64_t deadline = rl_now_ms() + c->opts.command_timeout_ms;
+    for (int i = 0; i < b->count; i++) {
+        rc = rl_conn_read(c, conn, &out[i], deadline, -1);
+        if (rc) {
+            for (int j = 0; j < i; j++) {
+                freeReplyObject(out[j]);
+                out[j] = NULL;
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int rl_conn_command(redis_lock_client *c, rl_conn *conn, redisReply **out, int argc,
+                    const char **argv, const size_t *argvlen)
+{
+    rl_buf b = {0};
+    int rc = rl_buf_add(&b, argc, argv, argvlen);
+    if (!rc)
+        rc = rl_conn_pipeline(c, conn, &b, out);
+    rl_buf_free(&b);
+    if (!rc)
+        rc = rl_reply_error(*out, argv[0]);
+    return rc;
+}
+
+int rl_conn_open(redis_lock_client *c, rl_conn **out)
+{
+    int fd = -1, rc;
+    *out = NULL;
+    if ((rc = connect_socket(c, &fd)))
+        return rc;
+    rl_conn *conn = rl_calloc(1, sizeof *conn);
+    if (!conn) {
+        close(fd);
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a connection");
+    }
+    conn->fd = fd;
+    conn->fork_gen = rl_fork_gen();
+    conn->reader = redisReaderCreate();
+    if (!conn->reader) {
+        rl_conn_close(conn);
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a connection");
+    }
+    /* AUTH, SELECT and CLIENT ID in one round trip. */
+    rl_buf b = {0};
+    char db[16];
+    snprintf(db, sizeof db, "%d", c->url.db);
+    const rl_url *u = &c->url;
+    int nauth = 0;
+    if (u->password) {
+        const char *argv[3] = {"AUTH", u->user ? u->user : u->password, u->password};
+        nauth = 1;
+        rc = rl_buf_add(&b, u->user ? 3 : 2, argv, NULL);
+    } else if (u->user) {
+        rc = rl_error(REDIS_LOCK_EINVAL, "URL has a user name but no password");
+    }
+    if (!rc && u->db) {
+        const char *argv[2] = {"SELECT", db};
+        rc = rl_buf_add(&b, 2, argv, NULL);
+    }
+    if (!rc) {
+        const char *argv[2] = {"CLIENT", "ID"};
+        rc = rl_buf_add(&b, 2, argv, NULL);
+    }
+    redisReply *r[3] = {NULL, NULL, NULL};
+    if (!rc)
+        rc = rl_conn_pipeline(c, conn, &b, r);
+    if (!rc) {
+        int i = 0;
+        if (nauth)
+            rc = rl_reply_error(r[i++], "AUTH failed");
+        if (!rc && u->db)
+            rc = rl_reply_error(r[i++], "SELECT failed");
+        else if (u->db)
+            i++;
+        if (!rc && r[i] && r[i]->type == REDIS_REPLY_INTEGER)
+            conn->client_id = r[i]->integer;
+        else if (!rc && r[i] && r[i]->type == REDIS_REPLY_ERROR)
+            rc = rl_reply_error(r[i], "CLIENT ID failed");
+    }
+    for (int i = 0; i < 3; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
+    rl_buf_free(&b);
+    if (rc) {
+        rl_conn_close(conn);
+        return rc;
+    }
+    rl_log(c, LOG_DEBUG, "connected to %s (client id %lld)", c->url.masked, conn->client_id);
+    *out = conn;
+    return 0;
+}

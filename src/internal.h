@@ -1,0 +1,150 @@
+/* Internal declarations shared by the library's source files. Not installed. */
+#ifndef REDIS_LOCK_INTERNAL_H
+#define REDIS_LOCK_INTERNAL_H
+
+#define REDIS_LOCK_BUILDING 1
+#include "redis_lock.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#define RL_FORMAT(a, b) __attribute__((format(printf, a, b)))
+#define RL_INFINITE INT64_MAX
+
+/* ---- alloc.c: every allocation of ours goes through these (tests can fail the Nth) ---- */
+void *rl_malloc(size_t n);
+void *rl_calloc(size_t count, size_t n);
+void *rl_realloc(void *p, size_t n);
+char *rl_strdup(const char *s);
+char *rl_memdup(const void *p, size_t n); /* adds a NUL byte past n */
+/* Test hook: fail the nth allocation from now on (1 = the next one); 0 turns it off.
+ * Returns the number of allocations counted since the last call. */
+long rl_alloc_fail_at(long nth);
+
+/* ---- error.c ---- */
+int rl_error(int code, const char *fmt, ...) RL_FORMAT(2, 3);
+void rl_error_clear(void);
+
+/* ---- time ---- */
+int64_t rl_now_ms(void);
+int64_t rl_now_us(void);
+
+/* ---- url.c ---- */
+typedef struct {
+    bool unix_socket;
+    char *host; /* or socket path */
+    int port;
+    char *user; /* NULL: none */
+    char *password;
+    int db;
+    char *masked; /* the URL with the password replaced by "***" */
+} rl_url;
+int rl_url_parse(rl_url *out, const char *url);
+void rl_url_free(rl_url *u);
+
+/* ---- conn.c: one Redis connection; hiredis formats commands and parses replies,
+ * the socket is ours (close-on-exec, non-blocking, MSG_NOSIGNAL, poll-driven deadlines). */
+typedef struct rl_conn {
+    int fd;
+    redisReader *reader;
+    long long client_id;
+    unsigned long fork_gen;
+    struct rl_conn *next;
+} rl_conn;
+
+/* A command buffer: one or more commands formatted back to back (a pipeline). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int count;
+} rl_buf;
+int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen);
+void rl_buf_free(rl_buf *b);
+
+typedef struct redis_lock_client redis_lock_client;
+int rl_conn_open(redis_lock_client *c, rl_conn **out);
+void rl_conn_close(rl_conn *conn);
+int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t len);
+/* Read one reply, waiting until deadline_ms (RL_INFINITE: forever) or until
+ * wake_fd (if >= 0) is readable, in which case it returns 1 with *out NULL.
+ * Returns 0 with *out set, or ECONN (EOF, protocol error, or the deadline passed when
+ * there is no wake_fd); with a wake_fd a passed deadline returns 2 (a wait's end). */
+int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t deadline_ms,
+                 int wake_fd);
+/* Send argv and read its reply within the command timeout. An error reply is
+ * returned as REDIS_LOCK_ESERVER with *out still set (caller frees). */
+int rl_conn_command(redis_lock_client *c, rl_conn *conn, redisReply **out, int argc,
+                    const char **argv, const size_t *argvlen);
+/* Send a pipeline and read all its replies into out[0..b->count). */
+int rl_conn_pipeline(redis_lock_client *c, rl_conn *conn, const rl_buf *b, redisReply **out);
+/* ESERVER with the reply's text, for an error reply; else 0. */
+int rl_reply_error(const redisReply *r, const char *what);
+
+/* ---- client.c ---- */
+struct rl_renewer;
+struct redis_lock_client {
+    redis_lock_client_options opts;
+    rl_url url;
+    pthread_mutex_t mu; /* guards pool */
+    rl_conn *pool;
+    int connections_opened; /* statistics */
+    unsigned long fork_gen;
+    struct rl_renewer *renewer;
+};
+/* Take a healthy connection from the pool, or open one. */
+int rl_client_get(redis_lock_client *c, rl_conn **out);
+/* Give it back (ok) or close it (!ok: its state is unknown). */
+void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok);
+void rl_log(redis_lock_client *c, int level, const char *fmt, ...) RL_FORMAT(3, 4);
+unsigned long rl_fork_gen(void);
+/* Called at the top of every public call: after fork(), drop the parent's connections. */
+void rl_client_check_fork(redis_lock_client *c);
+
+/* ---- scripts.c ---- */
+enum { RL_SCRIPT_ACQUIRE, RL_SCRIPT_RELEASE, RL_SCRIPT_EXTEND, RL_SCRIPT_RESET, RL_SCRIPT_COUNT };
+/* EVALSHA script (EVAL on NOSCRIPT) with keys then args. */
+int rl_script(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
+              const char **keys, const size_t *keylens, int nargs, const char **args,
+              const size_t *arglens);
+/* Append an EVALSHA to a pipeline. */
+int rl_script_append(rl_buf *b, int script, int nkeys, const char **keys, const size_t *keylens,
+                     int nargs, const char **args, const size_t *arglens);
+const char *rl_script_source(int script);
+const char *rl_script_sha(int script);
+bool rl_is_noscript(const redisReply *r);
+
+/* ---- lock.c / renewer.c ---- */
+struct redis_lock {
+    redis_lock_client *client;
+    char *name;
+    char *key, *signal_key, *fence_key;
+    size_t key_len, signal_len, fence_len;
+    char *id;
+    redis_lock_options opts;
+    atomic_int cancel;
+    int wake_fd; /* eventfd: redis_lock_cancel writes to it */
+    unsigned long fork_gen;
+    atomic_bool lost;
+    int64_t token;
+    int64_t acquired_at_ms;
+    int64_t renewed_ms; /* when the last successful acquire/renewal was sent */
+    /* renewal state, guarded by the renewer's mutex */
+    bool renew_registered;
+    bool renew_busy;
+    bool lost_reported;
+    int64_t renew_due_ms;
+    struct redis_lock *renew_next;
+};
+
+int rl_renewer_add(redis_lock *lock);
+void rl_renewer_remove(redis_lock *lock);
+void rl_renewer_stop(redis_lock_client *c);
+void rl_renewer_forget(redis_lock_client *c); /* after fork: the thread is not ours */
+void rl_renewer_atfork_child(void);
+
+int rl_fmt_ms(char *buf, size_t n, int64_t ms);
+
+#endif

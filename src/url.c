@@ -1,0 +1,247 @@
+/* redis:// and unix:// URL parsing, and a printable form with the password masked. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decode [p, p+n) into a new string; NULL (and *code) on a bad escape or %00. */
+static char *decode(const char *p, size_t n, int *code)
+{
+    char *out = rl_malloc(n + 1), *o = out;
+    if (!out) {
+        *code = rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%') {
+            if (i + 2 >= n) {
+                free(out);
+                *code = rl_error(REDIS_LOCK_EINVAL, "bad URL: truncated %%-escape");
+                return NULL;
+            }
+            int a = hexval((unsigned char)p[i + 1]), b = hexval((unsigned char)p[i + 2]);
+            if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+                free(out);
+                *code = rl_error(REDIS_LOCK_EINVAL, "bad URL: invalid %%-escape");
+                return NULL;
+            }
+            *o++ = (char)(a * 16 + b);
+            i += 2;
+        } else {
+            *o++ = p[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int parse_int(const char *p, size_t n, long min, long max, const char *what, int *out)
+{
+    char tmp[16];
+    if (n == 0 || n >= sizeof tmp)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: %s must be a number", what);
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)tmp[i]))
+            return rl_error(REDIS_LOCK_EINVAL, "bad URL: %s must be a number", what);
+    long v = strtol(tmp, NULL, 10);
+    if (v < min || v > max)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: %s out of range (%ld..%ld)", what, min, max);
+    *out = (int)v;
+    return 0;
+}
+
+void rl_url_free(rl_url *u)
+{
+    free(u->host);
+    free(u->user);
+    free(u->password);
+    free(u->masked);
+    memset(u, 0, sizeof *u);
+}
+
+static int build_masked(rl_url *u)
+{
+    char port[16] = "";
+    const char *cred_sep = u->user || u->password ? "@" : "";
+    size_t n = strlen(u->host) + (u->user ? strlen(u->user) : 0) + 64;
+    u->masked = rl_malloc(n);
+    if (!u->masked)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+    if (!u->unix_socket)
+        snprintf(port, sizeof port, ":%d", u->port);
+    if (u->unix_socket)
+        snprintf(u->masked, n, "unix://%s%s%s%s/%s?db=%d", u->user ? u->user : "",
+                 u->password ? ":***" : "", cred_sep, "", u->host + (u->host[0] == '/'), u->db);
+    else
+        snprintf(u->masked, n, "redis://%s%s%s%s%s/%d", u->user ? u->user : "",
+                 u->password ? ":***" : "", cred_sep, u->host, port, u->db);
+    return 0;
+}
+
+/* Split "[user][:pass]@" off the front of the authority [p, end). */
+static int parse_userinfo(rl_url *u, const char **pp, const char *end)
+{
+    const char *p = *pp;
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q; /* the last '@': a password may contain '@' only %-escaped, be lenient */
+    if (!at)
+        return 0;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    int code = 0;
+    size_t ulen = (size_t)((colon ? colon : at) - p);
+    if (ulen) {
+        u->user = decode(p, ulen, &code);
+        if (!u->user)
+            return code;
+    }
+    if (colon) {
+        u->password = decode(colon + 1, (size_t)(at - colon - 1), &code);
+        if (!u->password)
+            return code;
+    }
+    *pp = at + 1;
+    return 0;
+}
+
+int rl_url_parse(rl_url *u, const char *url)
+{
+    int rc;
+    memset(u, 0, sizeof *u);
+    if (!url || !*url)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty");
+    const char *p;
+    if (strncmp(url, "rediss://", 9) == 0)
+        return rl_error(REDIS_LOCK_EINVAL,
+                        "bad URL: TLS is not supported by this build (rediss://)");
+    if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+        const char *end = p + strcspn(p, "/?#");
+        if ((rc = parse_userinfo(u, &p, end)))
+            goto fail;
+        const char *hs = p, *he, *portp = NULL;
+        if (*p == '[') {
+            he = memchr(p, ']', (size_t)(end - p));
+            if (!he) {
+                rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unterminated [IPv6] host");
+                goto fail;
+            }
+            hs = p + 1;
+            if (he + 1 < end) {
+                if (he[1] != ':') {
+                    rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: junk after [IPv6] host");
+                    goto fail;
+                }
+                portp = he + 2;
+            }
+        } else {
+            he = memchr(p, ':', (size_t)(end - p));
+            if (he)
+                portp = he + 1;
+            else
+                he = end;
+        }
+        if (he == hs) {
+            u->host = rl_strdup("127.0.0.1");
+        } else {
+            int code = 0;
+            u->host = decode(hs, (size_t)(he - hs), &code);
+            if (!u->host) {
+                rc = code;
+                goto fail;
+            }
+        }
+        if (!u->host) {
+            rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+            goto fail;
+        }
+        u->port = 6379;
+        if (portp && (rc = parse_int(portp, (size_t)(end - portp), 1, 65535, "port", &u->port)))
+            goto fail;
+        p = end;
+        if (*p == '/') {
+            p++;
+            size_t n = strcspn(p, "?#");
+            if (n && (rc = parse_int(p, n, 0, 1 << 30, "database", &u->db)))
+                goto fail;
+            p += n;
+        }
+    } else if (strncmp(url, "unix://", 7) == 0) {
+        u->unix_socket = true;
+        p = url + 7;
+        const char *slash = strchr(p, '/');
+        if (!slash) {
+            rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unix:// needs an absolute path");
+            goto fail;
+        }
+        if ((rc = parse_userinfo(u, &p, slash)))
+            goto fail;
+        if (p != slash) {
+            rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unix:// takes no host, only a path");
+            goto fail;
+        }
+        size_t n = strcspn(p, "?#");
+        int code = 0;
+        u->host = decode(p, n, &code);
+        if (!u->host) {
+            rc = code;
+            goto fail;
+        }
+        if (n <= 1) {
+            rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unix:// needs a socket path");
+            goto fail;
+        }
+        p += n;
+    } else {
+        const char *colon = strstr(url, "://");
+        rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unsupported scheme %.*s (use redis:// or unix://)",
+                      colon ? (int)(colon - url > 20 ? 20 : colon - url) : 0, url);
+        if (!colon)
+            rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: no scheme (use redis://host:port/db or unix:///path)");
+        goto fail;
+    }
+    /* query: db=N only */
+    if (*p == '?') {
+        p++;
+        while (*p && *p != '#') {
+            size_t n = strcspn(p, "&#");
+            if (n > 3 && strncmp(p, "db=", 3) == 0) {
+                if ((rc = parse_int(p + 3, n - 3, 0, 1 << 30, "database", &u->db)))
+                    goto fail;
+            } else if (n) {
+                rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unknown parameter %.*s",
+                              (int)(n > 40 ? 40 : n), p);
+                goto fail;
+            }
+            p += n;
+            if (*p == '&')
+                p++;
+        }
+    }
+    if (*p == '#') {
+        rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: fragment not allowed");
+        goto fail;
+    }
+    if ((rc = build_masked(u)))
+        goto fail;
+    return 0;
+fail:
+    rl_url_free(u);
+    return rc;
+}
