@@ -1,0 +1,69 @@
+/* Test harness: a throwaway redis-server per test program, on a private unix socket in
+ * a temp dir; it dies with the test process (PR_SET_PDEATHSIG) and is stopped at exit. */
+#ifndef RL_TEST_HARNESS_H
+#define RL_TEST_HARNESS_H
+
+#include <redis_lock.h>
+
+#include <hiredis/hiredis.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <cmocka.h>
+
+typedef struct {
+    pid_t pid;
+    char dir[128];
+    char sock[192];
+    char url[256]; /* unix:///dir/redis.sock (with credentials if the test set them) */
+    int port;      /* > 0 when started with tcp */
+    char extra[2048];
+} rt_server;
+
+/* Start a server. extra_conf: more redis.conf lines (may be NULL); tcp: also listen on a
+ * free loopback port. Fails the test (never skips) when the server cannot start. */
+void rt_server_start(rt_server *s, const char *extra_conf, int tcp);
+void rt_server_stop(rt_server *s);
+/* Kill (SIGKILL: no persistence, nothing saved) and start again on the same socket/port. */
+void rt_server_restart(rt_server *s);
+
+/* The shared server of this test program (started by rt_setup_group). */
+extern rt_server rt_main;
+int rt_setup_group(void **state);
+int rt_teardown_group(void **state);
+int rt_flush(void **state); /* per-test setup: FLUSHALL + SCRIPT FLUSH */
+
+/* A raw hiredis connection to the server, for setting up and checking state. */
+redisContext *rt_raw(const rt_server *s);
+/* Run a command on a fresh raw connection; caller frees the reply. Fails the test on
+ * connection errors. */
+redisReply *rt_cmd(const rt_server *s, const char *fmt, ...);
+long long rt_cmd_int(const rt_server *s, const char *fmt, ...);
+
+/* A client for the server; fails the test on error. */
+redis_lock_client *rt_client(const rt_server *s);
+redis_lock_client *rt_client_url(const char *url);
+
+int64_t rt_now_us(void);
+int64_t rt_now_ms(void);
+void rt_sleep_ms(int64_t ms);
+
+/* Run tests; argv[1] (optional) is a name filter, as in `test_lock acquire_*`. */
+int rt_run(const char *group, const struct CMUnitTest *tests, size_t n, int argc, char **argv,
+           int with_server);
+#define RT_RUN(tests, argc, argv, with_server) \
+    rt_run(__FILE__, tests, sizeof(tests) / sizeof((tests)[0]), argc, argv, with_server)
+
+/* assert_int_equal with the library's last error in the failure message */
+#define assert_rl(expected, expr)                                                           \
+    do {                                                                                    \
+        int rt_rc_ = (expr);                                                                \
+        if (rt_rc_ != (expected))                                                           \
+            fail_msg("%s returned %s (%d), expected %s: %s", #expr,                         \
+                     redis_lock_code_name(rt_rc_), rt_rc_, redis_lock_code_name(expected), \
+                     redis_lock_last_error());                                              \
+    } while (0)
+
+#endif
