@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -53,21 +54,24 @@ static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
 {
     for (;;) {
         struct pollfd p[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
-        int timeout = -1;
+        struct timespec ts, *tsp = NULL;
         if (deadline_ms != RL_INFINITE) {
-            int64_t left = deadline_ms - rl_now_ms();
-            if (left <= 0)
+            /* microsecond precision: a poll() in whole ms would add up to 1 ms per wait */
+            int64_t left_us = deadline_ms * 1000 - rl_now_us();
+            if (left_us <= 0)
                 return 0;
-            timeout = left > 1 << 30 ? 1 << 30 : (int)left;
+            ts.tv_sec = (time_t)(left_us / 1000000);
+            ts.tv_nsec = (long)(left_us % 1000000) * 1000L;
+            tsp = &ts;
         }
-        int n = poll(p, wake_fd >= 0 ? 2 : 1, timeout);
+        int n = ppoll(p, wake_fd >= 0 ? 2 : 1, tsp, NULL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
         if (n == 0)
-            continue; /* re-check the deadline: poll's ms may round down */
+            continue; /* re-check the deadline */
         if (wake_fd >= 0 && (p[1].revents & POLLIN))
             return 2;
         return 1;

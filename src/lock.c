@@ -92,8 +92,12 @@ void redis_lock_free(redis_lock *l)
 {
     if (!l)
         return;
-    if (l->client)
-        rl_renewer_remove(l);
+    if (l->client) {
+        /* in a forked child the parent's renewal thread is not ours to wait for */
+        rl_client_check_fork(l->client);
+        if (l->fork_gen == rl_fork_gen())
+            rl_renewer_remove(l);
+    }
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     free(l->name);
@@ -426,7 +430,8 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
         return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
 
     int64_t now = rl_now_ms();
-    int64_t deadline = timeout_ms < 0 ? RL_INFINITE : now + timeout_ms;
+    /* rounded up, so that the wait never ends before timeout_ms has fully passed */
+    int64_t deadline = timeout_ms < 0 ? RL_INFINITE : (rl_now_us() + 999) / 1000 + timeout_ms;
     int64_t backoff = 10;
     int conn_failures = 0;
     bool uncertain = false; /* a try was sent but its answer lost */
