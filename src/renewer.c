@@ -150,7 +150,8 @@ static void *renewer_main(void *arg)
                 unlink_lock(r, l);
                 continue;
             }
-            if (l->renew_due_ms <= now && n < RL_RENEW_BATCH)
+            /* renew what falls due soon along with what is due: fewer, larger batches */
+            if (l->renew_due_ms <= now + interval_of(l) / 10 && n < RL_RENEW_BATCH)
                 batch[n++] = l;
             else if (l->renew_due_ms < next)
                 next = l->renew_due_ms;
