@@ -1,0 +1,119 @@
+/* The SHA1s in src/scripts.c are the server's SCRIPT LOAD of each script, so EVALSHA finds
+ * what EVAL loaded. */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void sha1s_match_script_load(void **state)
+{
+    (void)state;
+    static const char *names[RL_SCRIPT_COUNT] = {"acquire", "release", "extend", "reset"};
+    for (int i = 0; i < RL_SCRIPT_COUNT; i++) {
+        const char *src = rl_script_source(i), *sha = rl_script_sha(i);
+        assert_non_null(src);
+        assert_non_null(sha);
+        assert_int_equal(strlen(sha), 40);
+        redisReply *r = rt_cmd(&rt_main, "SCRIPT LOAD %s", src);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        if (strcmp(r->str, sha) != 0)
+            fail_msg("the %s script's SHA1 is %s, scripts.c says %s", names[i], r->str, sha);
+        freeReplyObject(r);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(sha, rl_script_sha(j));
+    }
+    /* all of them are in the cache now, under those names */
+    redisReply *r = rt_cmd(&rt_main, "SCRIPT EXISTS %s %s %s %s", rl_script_sha(0),
+                           rl_script_sha(1), rl_script_sha(2), rl_script_sha(3));
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, RL_SCRIPT_COUNT);
+    for (size_t i = 0; i < r->elements; i++)
+        assert_int_equal(r->element[i]->integer, 1);
+    freeReplyObject(r);
+}
+
+static void scripts_follow_the_wire_protocol(void **state)
+{
+    (void)state;
+    /* Drive the scripts by hand, as section 1 describes them. */
+    redisContext *ctx = rt_raw(&rt_main);
+    redisReply *r;
+    for (int i = 1; i < RL_SCRIPT_COUNT; i++) {
+        r = redisCommand(ctx, "SCRIPT LOAD %s", rl_script_source(i));
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    /* acquire: SET NX PX, fencing INCR (EVAL, as after a flush) */
+    r = redisCommand(ctx, "EVAL %s 2 lock:w lock-fence:w id-1 5000 1",
+                     rl_script_source(RL_SCRIPT_ACQUIRE));
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "PTTL lock:w");
+    assert_true(r->integer > 4000 && r->integer <= 5000);
+    freeReplyObject(r);
+    /* busy: the owner and its TTL */
+    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-fence:w id-2 0 0",
+                     rl_script_sha(RL_SCRIPT_ACQUIRE));
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 0);
+    assert_string_equal(r->element[1]->str, "id-1");
+    assert_true(r->element[2]->integer > 4000);
+    freeReplyObject(r);
+    /* extend: not the owner 1, the owner 0 */
+    r = redisCommand(ctx, "EVALSHA %s 1 lock:w id-2 9000", rl_script_sha(RL_SCRIPT_EXTEND));
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 1 lock:w id-1 9000", rl_script_sha(RL_SCRIPT_EXTEND));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "PTTL lock:w");
+    assert_true(r->integer > 8000);
+    freeReplyObject(r);
+    /* release: not the owner 1; the owner 0, a signal with the signal expiry */
+    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-signal:w id-2 700",
+                     rl_script_sha(RL_SCRIPT_RELEASE));
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-signal:w id-1 700",
+                     rl_script_sha(RL_SCRIPT_RELEASE));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EXISTS lock:w");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "LLEN lock-signal:w");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "PTTL lock-signal:w");
+    assert_true(r->integer > 0 && r->integer <= 700);
+    freeReplyObject(r);
+    /* no-expiry acquire, extend says 2 */
+    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-fence:w id-3 0 0",
+                     rl_script_sha(RL_SCRIPT_ACQUIRE));
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_int_equal(r->element[1]->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 1 lock:w id-3 9000", rl_script_sha(RL_SCRIPT_EXTEND));
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    /* reset: whoever owns it, one signal */
+    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-signal:w 1000", rl_script_sha(RL_SCRIPT_RESET));
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "LLEN lock-signal:w");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(sha1s_match_script_load, rt_flush),
+        cmocka_unit_test_setup(scripts_follow_the_wire_protocol, rt_flush),
+    };
+    return RT_RUN(tests, argc, argv, 1);
+}
