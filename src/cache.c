@@ -141,11 +141,13 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
             }
         }
     }
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", redis_lock_last_error());
     int rrc = redis_lock_release(l);
     redis_lock_free(l);
-    if (!rc && rrc && rrc != REDIS_LOCK_ENOTHELD)
+    if (rrc && rrc != REDIS_LOCK_ENOTHELD)
         rl_log(c, LOG_WARNING, "releasing the lock of %s: %s", key, redis_lock_strerror(rrc));
-    return rc;
+    return rc ? rl_error(rc, "%s", detail) : 0;
 }
 
 int redis_lock_cache_delete(redis_lock_client *c, const char *key)

@@ -329,6 +329,9 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
             i++;
         if (!rc && r[i] && r[i]->type == REDIS_REPLY_INTEGER)
             conn->client_id = r[i]->integer;
+        else if (!rc && r[i] && r[i]->type == REDIS_REPLY_ERROR &&
+                 strncmp(r[i]->str, "NOPERM", 6) == 0)
+            conn->client_id = 0; /* an ACL without CLIENT: waits end by dropping the conn */
         else if (!rc && r[i] && r[i]->type == REDIS_REPLY_ERROR)
             rc = rl_reply_error(r[i], "CLIENT ID failed");
     }

@@ -185,9 +185,13 @@ int redis_lock_cancel(redis_lock *l)
     if (!l)
         return REDIS_LOCK_EINVAL; /* no last_error: this may run in a signal handler */
     atomic_store(&l->cancel, 1);
-    uint64_t one = 1;
-    ssize_t n = write(l->wake_fd, &one, sizeof one);
-    (void)n; /* EAGAIN: the counter is already non-zero, the waiter wakes anyway */
+    /* In a forked child that has not used the handle yet, the eventfd is still the
+     * parent's: the flag alone cancels the child's next acquire. */
+    if (l->fork_gen == rl_fork_gen()) {
+        uint64_t one = 1;
+        ssize_t n = write(l->wake_fd, &one, sizeof one);
+        (void)n; /* EAGAIN: the counter is already non-zero, the waiter wakes anyway */
+    }
     return 0;
 }
 
@@ -291,7 +295,8 @@ static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
     char id[24];
     snprintf(id, sizeof id, "%lld", conn->client_id);
     const char *argv[4] = {"CLIENT", "UNBLOCK", id, "TIMEOUT"};
-    int rc = rl_client_get(c, &other);
+    int rc = conn->client_id > 0 ? rl_client_get(c, &other)
+                                 : rl_error(REDIS_LOCK_ESERVER, "no CLIENT ID (ACL)");
     if (!rc) {
         rc = rl_conn_command(c, other, &r, 4, argv, NULL);
         rl_client_put(c, other, rc == 0 || rc == REDIS_LOCK_ESERVER);
@@ -332,8 +337,16 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, bool *popp
         rc = rl_conn_send(c, conn, b.data, b.len);
     rl_buf_free(&b);
     redisReply *r = NULL;
-    if (!rc)
+    while (!rc) {
         rc = rl_conn_read(c, conn, &r, until, l->wake_fd);
+        if (rc != 1 || atomic_load(&l->cancel))
+            break;
+        /* woken without a cancel (a stray write to the eventfd): drain it, wait on */
+        uint64_t v;
+        ssize_t n = read(l->wake_fd, &v, sizeof v);
+        (void)n;
+        rc = 0;
+    }
     if (rc < 0) {
         rl_conn_close(conn);
         *connp = NULL;

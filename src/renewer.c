@@ -65,6 +65,7 @@ static void renew_batch(rl_renewer *r, redis_lock **batch, int n, int *results)
 {
     redis_lock_client *c = r->c;
     rl_buf b = {0};
+    redisReply **replies = NULL;
     int rc = 0;
     for (int i = 0; i < n; i++)
         results[i] = -1;
@@ -78,35 +79,35 @@ static void renew_batch(rl_renewer *r, redis_lock **batch, int n, int *results)
         const char *args[2] = {batch[i]->id, ms};
         rc = rl_script_append(&b, RL_SCRIPT_EXTEND, 1, keys, keylens, 2, args, NULL);
     }
-    redisReply **replies = rc ? NULL : rl_calloc((size_t)n, sizeof *replies);
-    if (!rc && !replies)
+    if (!rc && !(replies = rl_calloc((size_t)n, sizeof *replies)))
         rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory renewing locks");
-    if (!rc)
-        rc = rl_conn_pipeline(c, r->conn, &b, replies);
-    bool noscript = false;
-    for (int i = 0; !rc && i < n; i++) {
-        if (replies[i]->type == REDIS_REPLY_INTEGER)
-            results[i] = (int)replies[i]->integer;
-        else if (rl_is_noscript(replies[i]))
-            noscript = true;
-        else
-            rl_log(c, LOG_WARNING, "renewing %s: %.*s", batch[i]->name, (int)replies[i]->len,
-                   replies[i]->str);
-    }
-    for (int i = 0; replies && i < n; i++)
-        if (replies[i])
+    for (int attempt = 0; !rc && attempt < 2; attempt++) {
+        if ((rc = rl_conn_pipeline(c, r->conn, &b, replies)))
+            break;
+        bool noscript = false;
+        for (int i = 0; i < n; i++) {
+            if (replies[i]->type == REDIS_REPLY_INTEGER)
+                results[i] = (int)replies[i]->integer;
+            else if (rl_is_noscript(replies[i]))
+                noscript = true;
+            else
+                rl_log(c, LOG_WARNING, "renewing %s: %.*s", batch[i]->name,
+                       (int)replies[i]->len, replies[i]->str);
             freeReplyObject(replies[i]);
-    free(replies);
-    if (noscript) {
-        /* The script cache was flushed: load it; the next round (soon) uses it. */
+            replies[i] = NULL;
+        }
+        if (!noscript)
+            break;
+        /* The script cache is cold (restart, SCRIPT FLUSH): load it and send the batch
+         * again now (extending twice is harmless); waiting would risk the expiry. */
         const char *argv[3] = {"SCRIPT", "LOAD", rl_script_source(RL_SCRIPT_EXTEND)};
         redisReply *lr = NULL;
         rc = rl_conn_command(c, r->conn, &lr, 3, argv, NULL);
         if (lr)
             freeReplyObject(lr);
-        rc = rc == REDIS_LOCK_ESERVER ? 0 : rc;
     }
 out:
+    free(replies);
     rl_buf_free(&b);
     if (rc) {
         rl_log(c, LOG_WARNING, "renewal failed: %s", redis_lock_last_error());
