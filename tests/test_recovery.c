@@ -364,6 +364,40 @@ static void killed_connection_mid_write_no_sigpipe(void **state)
     rt_server_stop(&s);
 }
 
+static void unanswered_command_is_econn(void **state)
+{
+    (void)state;
+    /* a server that stops answering: ECONN after command_timeout_ms, then fine again */
+    rt_server s;
+    rt_server_start(&s, NULL, 0);
+    redis_lock_client_options co;
+    redis_lock_client_options_init(&co);
+    co.url = s.url;
+    co.command_timeout_ms = 300;
+    redis_lock_client *c = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &co));
+    redis_lock *l = new_lock(c, "frozen", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    kill(s.pid, SIGSTOP);
+    int64_t t0 = rt_now_ms();
+    bool locked = false;
+    int rc = redis_lock_locked(l, &locked);
+    int64_t took = rt_now_ms() - t0;
+    kill(s.pid, SIGCONT);
+    assert_rl(REDIS_LOCK_ECONN, rc);
+    assert_true(took >= 250 && took < 2000);
+    /* the answer that came late is not mistaken for the next command's */
+    int64_t ttl = 0;
+    AT_MOST_ONE_ECONN(REDIS_LOCK_OK, redis_lock_ttl(l, &ttl));
+    assert_int_equal(ttl, -1);
+    AT_MOST_ONE_ECONN(REDIS_LOCK_OK, redis_lock_locked(l, &locked));
+    assert_true(locked);
+    AT_MOST_ONE_ECONN(REDIS_LOCK_OK, redis_lock_release(l));
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+    rt_server_stop(&s);
+}
+
 /* ---- close-on-exec ---- */
 
 static int check_fds(int *sockets)
@@ -446,6 +480,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(waiting_acquire_survives_server_restart, rt_flush),
         cmocka_unit_test_setup(dead_server_econn_no_sigpipe, rt_flush),
         cmocka_unit_test_setup(killed_connection_mid_write_no_sigpipe, rt_flush),
+        cmocka_unit_test_setup(unanswered_command_is_econn, rt_flush),
         cmocka_unit_test_setup(descriptors_close_on_exec, rt_flush),
     };
     return RT_RUN(tests, argc, argv, 1);

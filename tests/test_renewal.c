@@ -351,6 +351,31 @@ static void many_locks_one_thread_pipelined(void **state)
     assert_int_equal(thread_count(), threads_before);
 }
 
+static void release_waits_for_inflight_renewal(void **state)
+{
+    (void)state;
+    /* release while a renewal of the same lock waits for its reply (the server is paused):
+     * the release waits for it and then releases; nothing is reported lost */
+    redis_lock_client *c = rt_client(&rt_main);
+    lost_arg a = {0, NULL};
+    redis_lock *l = renewed_lock(c, "inflight", 2100, on_lost, &a); /* renewed at 1400 ms */
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    rt_sleep_ms(1150);
+    redisReply *r = rt_cmd(&rt_main, "CLIENT PAUSE 500 ALL"); /* until ~1650 ms */
+    freeReplyObject(r);
+    rt_sleep_ms(400); /* the renewal at ~1400 ms is now stuck in the pause */
+    int64_t t0 = rt_now_ms();
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    int64_t took = rt_now_ms() - t0;
+    assert_true(took < 2000);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:inflight"), 0);
+    rt_sleep_ms(300);
+    assert_int_equal(atomic_load(&a.calls), 0);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:inflight"), 0);
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+}
+
 static void renewal_after_script_flush(void **state)
 {
     (void)state;
@@ -391,6 +416,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(on_lost_when_taken_over, flush_and_load),
         cmocka_unit_test_setup(max_hold_stops_renewal, flush_and_load),
         cmocka_unit_test_setup(many_locks_one_thread_pipelined, flush_and_load),
+        cmocka_unit_test_setup(release_waits_for_inflight_renewal, flush_and_load),
         cmocka_unit_test_setup(renewal_after_script_flush, rt_flush),
     };
     return RT_RUN(tests, argc, argv, 1);

@@ -224,6 +224,28 @@ static void short_timeouts_end_on_our_clock(void **state)
     redis_lock_client_close(c);
 }
 
+static void command_timeout_never_cuts_a_wait(void **state)
+{
+    (void)state;
+    /* command_timeout_ms bounds replies, not lock waits */
+    redis_lock_client_options co;
+    redis_lock_client_options_init(&co);
+    co.url = rt_main.url;
+    co.command_timeout_ms = 100;
+    redis_lock_client *c = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &co));
+    redis_lock *h = new_lock(c, "ct", 0), *w = new_lock(c, "ct", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    int64_t t0 = rt_now_ms();
+    assert_rl(REDIS_LOCK_BUSY, redis_lock_acquire(w, 800));
+    int64_t took = rt_now_ms() - t0;
+    assert_true(took >= 800 && took < 2000);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(h));
+    redis_lock_free(h);
+    redis_lock_free(w);
+    redis_lock_client_close(c);
+}
+
 /* ---- reset and release wake a waiter ---- */
 
 typedef struct {
@@ -326,6 +348,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(deadline_despite_many_wakeups, rt_flush),
         cmocka_unit_test_setup(deadline_with_extending_holder, rt_flush),
         cmocka_unit_test_setup(short_timeouts_end_on_our_clock, rt_flush),
+        cmocka_unit_test_setup(command_timeout_never_cuts_a_wait, rt_flush),
         cmocka_unit_test_setup(reset_wakes_waiter, rt_flush),
         cmocka_unit_test_setup(release_wakes_each_waiter_in_turn, rt_flush),
     };
