@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #define PASSWORD "s3cret-Pw"
 
@@ -123,6 +125,78 @@ static void requirepass_url_password(void **state)
         fail_msg("no masked URL in the log: %s", sink.text);
     pthread_mutex_unlock(&sink.mu);
     pthread_mutex_destroy(&sink.mu);
+    rt_server_stop(&s);
+}
+
+static void password_and_database(void **state)
+{
+    (void)state;
+    /* AUTH then SELECT: the lock lands in the URL's database */
+    rt_server s;
+    rt_server_start(&s, "requirepass " PASSWORD, 1);
+    char url[400];
+    snprintf(url, sizeof url, "unix://:" PASSWORD "@%s?db=5", s.sock);
+    redis_lock_client *c = rt_client_url(url);
+    redis_lock *l = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "in-db5", NULL));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    redisContext *ctx = rt_raw(&s);
+    redisReply *r = redisCommand(ctx, "AUTH %s", PASSWORD);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EXISTS lock:in-db5");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "SELECT 5");
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EXISTS lock:in-db5");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(ctx);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+    snprintf(url, sizeof url, "redis://:" PASSWORD "@127.0.0.1:%d/7", s.port);
+    c = rt_client_url(url);
+    lock_roundtrip(c, "in-db7");
+    redis_lock_client_close(c);
+    rt_server_stop(&s);
+}
+
+static void password_not_in_connection_errors(void **state)
+{
+    (void)state;
+    /* errors about the connection name the server with the password masked */
+    rt_server s;
+    rt_server_start(&s, "requirepass " PASSWORD, 1);
+    char url[400];
+    snprintf(url, sizeof url, "redis://:" PASSWORD "@127.0.0.1:%d/0", s.port);
+    redis_lock_client_options o;
+    redis_lock_client_options_init(&o);
+    o.url = url;
+    o.command_timeout_ms = 300;
+    redis_lock_client *c = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &o));
+    redis_lock *l = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "masked", NULL));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    kill(s.pid, SIGSTOP); /* no answer: a reply timeout */
+    bool locked;
+    assert_rl(REDIS_LOCK_ECONN, redis_lock_locked(l, &locked));
+    assert_no_secret(redis_lock_last_error(), PASSWORD);
+    kill(s.pid, SIGCONT);
+    rt_server_restart(&s); /* a dropped connection */
+    int rc = redis_lock_locked(l, &locked);
+    assert_no_secret(redis_lock_last_error(), PASSWORD);
+    assert_true(rc == REDIS_LOCK_OK || rc == REDIS_LOCK_ECONN);
+    kill(s.pid, SIGKILL); /* nobody there */
+    waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    assert_rl(REDIS_LOCK_ECONN, redis_lock_release(l));
+    assert_no_secret(redis_lock_last_error(), PASSWORD);
+    assert_rl(REDIS_LOCK_ECONN, redis_lock_acquire(l, 200));
+    assert_no_secret(redis_lock_last_error(), PASSWORD);
+    redis_lock_free(l);
+    redis_lock_client_close(c);
     rt_server_stop(&s);
 }
 
@@ -348,6 +422,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(requirepass_url_password),
+        cmocka_unit_test(password_and_database),
+        cmocka_unit_test(password_not_in_connection_errors),
         cmocka_unit_test(requirepass_wrong_or_missing),
         cmocka_unit_test(requirepass_password_changes_under_client),
         cmocka_unit_test(password_with_special_characters),

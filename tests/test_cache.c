@@ -354,6 +354,38 @@ static void cache_empty_and_small_binary_values(void **state)
     redis_lock_client_close(c);
 }
 
+static int make_null(void *payload, char **value, size_t *len)
+{
+    *value = NULL;
+    *len = *(size_t *)payload;
+    return 0;
+}
+
+static void cache_make_null_value(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_cache_options o = cache_opts(5000);
+    char *v = NULL;
+    size_t n = 7, claimed = 5;
+    /* NULL with a length: the callback broke its contract, nothing is stored */
+    assert_rl(REDIS_LOCK_EUSER,
+              redis_lock_cache_get_or_set(c, "knull", &o, make_null, &claimed, &v, &n));
+    assert_null(v);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS knull lock:get_or_set:knull"), 0);
+    /* NULL of length 0: an empty value */
+    claimed = 0;
+    assert_rl(REDIS_LOCK_OK,
+              redis_lock_cache_get_or_set(c, "knull", &o, make_null, &claimed, &v, &n));
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    assert_int_equal(v[0], '\0');
+    free(v);
+    assert_int_equal(rt_cmd_int(&rt_main, "STRLEN knull"), 0);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS knull"), 1);
+    redis_lock_client_close(c);
+}
+
 static void cache_keys_exact(void **state)
 {
     (void)state;
@@ -476,6 +508,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(cache_timeout_busy, rt_flush),
         cmocka_unit_test_setup(cache_big_binary_value, rt_flush),
         cmocka_unit_test_setup(cache_empty_and_small_binary_values, rt_flush),
+        cmocka_unit_test_setup(cache_make_null_value, rt_flush),
         cmocka_unit_test_setup(cache_keys_exact, rt_flush),
         cmocka_unit_test_setup(cache_delete, rt_flush),
         cmocka_unit_test_setup(cache_invalid_arguments, rt_flush),

@@ -398,6 +398,34 @@ static void unanswered_command_is_econn(void **state)
     rt_server_stop(&s);
 }
 
+static void cancel_while_reconnecting(void **state)
+{
+    (void)state;
+    /* the server is gone and the waiter is backing off between reconnects: a cancel
+     * still ends the wait at once */
+    rt_server s;
+    rt_server_start(&s, NULL, 0);
+    redis_lock_client *c = rt_client(&s);
+    redis_lock *h = new_lock(c, "gone", 0), *w = new_lock(c, "gone", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    acq_arg a = {w, 30000, -100, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, acq_thread, &a), 0);
+    wait_blocked(&s);
+    kill_dead(&s);
+    rt_sleep_ms(1500); /* a few failed reconnects, backoff grown to ~1 s */
+    assert_false(atomic_load(&a.finished));
+    int64_t t0 = rt_now_ms();
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel(w));
+    pthread_join(t, NULL);
+    assert_rl(REDIS_LOCK_ECANCELED, a.rc);
+    assert_true(rt_now_ms() - t0 < 500);
+    redis_lock_free(h);
+    redis_lock_free(w);
+    redis_lock_client_close(c);
+    rt_server_stop(&s);
+}
+
 /* ---- close-on-exec ---- */
 
 static int check_fds(int *sockets)
@@ -481,6 +509,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(dead_server_econn_no_sigpipe, rt_flush),
         cmocka_unit_test_setup(killed_connection_mid_write_no_sigpipe, rt_flush),
         cmocka_unit_test_setup(unanswered_command_is_econn, rt_flush),
+        cmocka_unit_test_setup(cancel_while_reconnecting, rt_flush),
         cmocka_unit_test_setup(descriptors_close_on_exec, rt_flush),
     };
     return RT_RUN(tests, argc, argv, 1);

@@ -266,6 +266,37 @@ static void *acq_thread(void *p)
     return NULL;
 }
 
+static void huge_timeout_is_a_long_wait(void **state)
+{
+    (void)state;
+    /* INT64_MAX ms ("practically forever") must not overflow into an instant BUSY */
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock *h = new_lock(c, "huge", 0), *w = new_lock(c, "huge", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(w, INT64_MAX));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    acq_arg a = {w, INT64_MAX, 0, -100, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, acq_thread, &a), 0);
+    rt_sleep_ms(300);
+    bool early = atomic_load(&a.finished);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(h));
+    pthread_join(t, NULL);
+    if (early)
+        fail_msg("acquire(INT64_MAX) returned %s after %lld ms while the lock was held",
+                 redis_lock_code_name(a.rc), (long long)a.took_ms);
+    assert_rl(REDIS_LOCK_OK, a.rc);
+    assert_true(a.took_ms >= 250);
+    /* and a timeout of INT64_MAX - 1 on a lock with an expiry is ETOOLONG, not a wrap */
+    redis_lock *e = new_lock(c, "huge2", 1000);
+    assert_rl(REDIS_LOCK_ETOOLONG, redis_lock_acquire(e, INT64_MAX - 1));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
+    redis_lock_free(h);
+    redis_lock_free(w);
+    redis_lock_free(e);
+    redis_lock_client_close(c);
+}
+
 static void reset_wakes_waiter(void **state)
 {
     (void)state;
@@ -349,6 +380,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(deadline_with_extending_holder, rt_flush),
         cmocka_unit_test_setup(short_timeouts_end_on_our_clock, rt_flush),
         cmocka_unit_test_setup(command_timeout_never_cuts_a_wait, rt_flush),
+        cmocka_unit_test_setup(huge_timeout_is_a_long_wait, rt_flush),
         cmocka_unit_test_setup(reset_wakes_waiter, rt_flush),
         cmocka_unit_test_setup(release_wakes_each_waiter_in_turn, rt_flush),
     };
