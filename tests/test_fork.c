@@ -156,6 +156,48 @@ static void child_does_not_renew_parents_locks(void **state)
     redis_lock_client_close(c);
 }
 
+static void child_renews_its_own_locks(void **state)
+{
+    (void)state;
+    /* the parent renews a lock; the child, with the inherited client, takes another
+     * auto-renewed lock: the child gets a renewal thread of its own */
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock *p = new_lock(c, "p-renewed", 300, true);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(p, 0));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        redis_lock_options o;
+        redis_lock_options_init(&o);
+        o.expire_ms = 300;
+        o.auto_renewal = true;
+        redis_lock *l = NULL;
+        int bad = redis_lock_new(&l, c, "c-renewed", &o) || redis_lock_acquire(l, 0);
+        redisContext *ctx = redisConnectUnix(rt_main.sock);
+        for (int i = 0; !bad && i < 10; i++) {
+            rt_sleep_ms(100);
+            redisReply *r = redisCommand(ctx, "PTTL lock:c-renewed");
+            bad |= !r || r->integer <= 0;
+            if (r)
+                freeReplyObject(r);
+        }
+        redisFree(ctx);
+        bad |= redis_lock_release(l) != 0;
+        redis_lock_free(l);
+        redis_lock_free(p);
+        redis_lock_client_close(c);
+        _exit(bad ? 1 : 0);
+    }
+    int status = wait_child(pid, 10000, "child_renews_its_own_locks");
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* the parent's lock lived on all the while */
+    assert_true(rt_cmd_int(&rt_main, "PTTL lock:p-renewed") > 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(p));
+    redis_lock_free(p);
+    redis_lock_client_close(c);
+}
+
 static void child_frees_handle_during_parents_renewal(void **state)
 {
     (void)state;
@@ -250,6 +292,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(child_uses_inherited_client, rt_flush),
         cmocka_unit_test_setup(child_does_not_renew_parents_locks, rt_flush),
+        cmocka_unit_test_setup(child_renews_its_own_locks, rt_flush),
         cmocka_unit_test_setup(child_frees_handle_during_parents_renewal, rt_flush),
         cmocka_unit_test_setup(child_cancel_after_use_does_not_wake_parent, rt_flush),
         cmocka_unit_test_setup(child_cancel_first_does_not_wake_parent, rt_flush),
