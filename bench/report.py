@@ -227,7 +227,10 @@ target("uncontended pairs/s", "≥ 0.45 × SET rate",
            f(prl_unc.get("pairs_per_s")),
            f(prl_unc.get("pairs_per_s") / SET_RATE if SET_RATE and prl_unc else None, 3)))
 target("client CPU per pair", "≤ 1/10 of redis-py's",
-       "%s µs = %s × redis-py's" % (f(C_CPU, 2), f(C_CPU / RP_CPU if C_CPU and RP_CPU else None, 3)),
+       "%s µs = %s × redis-py's (a bare hiredis client doing the same two round trips: %s µs = %s ×)" % (
+           f(C_CPU, 2), f(C_CPU / RP_CPU if C_CPU and RP_CPU else None, 3),
+           f(uc.get("bare_cpu_us_per_pair"), 2),
+           f(uc["bare_cpu_us_per_pair"] / RP_CPU if uc.get("bare_cpu_us_per_pair") and RP_CPU else None, 3)),
        None if not (C_CPU and RP_CPU) else C_CPU <= RP_CPU / 10,
        "redis-py %s µs, prl %s µs" % (f(RP_CPU, 1), f(PRL_CPU, 1)))
 for w in (8, 32):
@@ -258,11 +261,11 @@ for t in (50, 300, 1000):
     s = tstats(tos["c"], t)
     if s and (worst is None or s["maxabs"] > worst[1]):
         worst = (t, s["maxabs"])
-peers = ", ".join("%s worst |lateness| %s ms" % (
+peers = ", ".join("%s worst abs. lateness %s ms" % (
     SHORT[i], f(max(tstats(tos[i], t)["maxabs"] for t in (50, 300, 1000)), 1))
     for i in ("redispy", "prl") if all(tstats(tos[i], t) for t in (50, 300, 1000)))
 target("timeout accuracy", "returns within 5 ms of the deadline",
-       "worst |lateness| %s ms (at t = %s ms)" % (f(worst[1], 2), worst[0]) if worst else "n/a",
+       "worst abs. lateness %s ms (at t = %s ms)" % (f(worst[1], 2), worst[0]) if worst else "n/a",
        None if worst is None else worst[1] <= 5, peers)
 cont_ok, cont_txt = [], []
 for n in NS:
@@ -391,14 +394,14 @@ plot "%s" index 0 u 1:2 w p pt 7 ps 1.2 lc rgb "%s" t "%s", "" index 1 u 1:2 w p
 """ % (os.path.join(OUT, "crashed_holder.png"), p, COL["c"], NAME["c"], COL["redispy"], NAME["redispy"],
        COL["prl"], NAME["prl"]), "crashed_holder.png")
 
-# timeouts: |lateness| on a log scale, early returns drawn hollow
+# timeouts: abs. lateness on a log scale, early returns drawn hollow
 rows = []
-xs = {50: 0, 300: 1, 1000: 2}
+xs = {50: 0, 300: 1, 1000: 2, 5000: 3}
 off = {"c": -0.22, "redispy": 0, "prl": 0.22}
 for impl in IMPLS:
     for early in (False, True):
         d = tos[impl]
-        for t in (50, 300, 1000):
+        for t in (50, 300, 1000, 5000):
             if d and str(t) in d:
                 for k, v in enumerate(d[str(t)]["late_ns"]):
                     if (v < 0) == early:
@@ -406,9 +409,9 @@ for impl in IMPLS:
         rows.append(None)
 p = dat("timeouts", rows)
 gnuplot(TERM + """set output "%s"
-set title "Timeout accuracy: acquire(t) on a held lock; |return - deadline| (hollow: returned early)"
-set logscale y; set ylabel "ms"; set xtics ("t = 50 ms" 0, "t = 300 ms" 1, "t = 1000 ms" 2)
-set xrange [-0.5:2.5]; set grid ytics; set key outside bottom center horizontal
+set title "Timeout accuracy: acquire(t) on a held lock; abs(return - deadline) (hollow: returned early)"
+set logscale y; set ylabel "ms"; set xtics ("t = 50 ms" 0, "t = 300 ms" 1, "t = 1000 ms" 2, "t = 5000 ms" 3)
+set xrange [-0.5:3.5]; set grid ytics; set key outside bottom center horizontal
 set arrow from graph 0, first 5 to graph 1, first 5 nohead dt 3 lc rgb "black"
 plot "%s" index 0 u 1:2 w p pt 7 lc rgb "%s" t "%s", "" index 1 u 1:2 w p pt 6 lc rgb "%s" notitle, \
      "" index 2 u 1:2 w p pt 5 lc rgb "%s" t "%s", "" index 3 u 1:2 w p pt 4 lc rgb "%s" t "%s (early)", \
@@ -479,8 +482,8 @@ w("")
 w("One client, one connection, one command at a time. RTT = 1 / rate; the ceiling for "
   "acquire+release pairs is SET rate / 2 (two round trips per pair).")
 w("")
-w("| client | transport | PING/s | SET/s | RTT µs (1/SET) | pair ceiling/s |")
-w("|---|---|---|---|---|---|")
+w("| client | transport | PING/s | SET/s | RTT µs (1/SET) | pair ceiling/s | SET latency p50 / p99 / p99.9 µs |")
+w("|---|---|---|---|---|---|---|")
 for key, label, tr in (("redis_benchmark_tcp", "redis-benchmark -c 1", "TCP"),
                        ("hiredis_tcp", "hiredis loop (rl_bench)", "TCP"),
                        ("redis_benchmark_unix", "redis-benchmark -c 1", "unix"),
@@ -488,8 +491,11 @@ for key, label, tr in (("redis_benchmark_tcp", "redis-benchmark -c 1", "TCP"),
                        ("hiredis_tcp_end", "hiredis loop, end of run", "TCP")):
     d = floor.get(key) or {}
     s = d.get("set_rate")
-    w("| %s | %s | %s | %s | %s | %s |" % (label, tr, f(d.get("ping_rate")), f(s),
-                                           f(1e6 / s if s else None, 1), f(s / 2 if s else None)))
+    lat = "%s / %s / %s" % (f(d.get("set_p50_us")), f(d.get("set_p99_us")),
+                            f(d.get("set_p999_us"))) if "set_p99_us" in d else "—"
+    w("| %s | %s | %s | %s | %s | %s | %s |" % (label, tr, f(d.get("ping_rate")), f(s),
+                                                f(1e6 / s if s else None, 1),
+                                                f(s / 2 if s else None), lat))
 w("")
 w("The hiredis TCP loop at the start of the run is the reference (its RTT is the unit of "
   "the hand-off table). The end-of-run row shows how far the machine drifted meanwhile.")
@@ -504,28 +510,31 @@ w("`acquire(-1)` + `release()` in a loop on a free lock (no expiry: each library
   "peers are compared with the floor step's SET rate. CPU = user+sys of the client process "
   "(getrusage / time.process_time) over the loop." % (uc.get("rounds"), uc.get("window_ms")))
 w("")
-w("| implementation | pairs/s | × SET rate | × ceiling (SET/2) | client CPU µs/pair | × redis-py CPU |")
-w("|---|---|---|---|---|---|")
+w("| implementation | pairs/s | × SET rate | × ceiling (SET/2) | client CPU µs/pair (user+sys) | × redis-py CPU | of which user µs |")
+w("|---|---|---|---|---|---|---|")
 if uc.get("set_rates"):
     br = interleaved_bare(uc)
-    w("| bare protocol pair (hiredis, reference) | %s | %s | %s | — | — |" % (
+    bc = uc.get("bare_cpu_us_per_pair")
+    w("| bare protocol pair (hiredis, reference) | %s | %s | %s | %s | %s | |" % (
         f(br * statistics.median(uc["set_rates"]) if br else None), f(br, 3),
-        f(2 * br if br else None, 3)))
+        f(2 * br if br else None, 3), f(bc, 2), f(bc / RP_CPU if bc and RP_CPU else None, 3)))
 for impl in IMPLS:
     u = unc[impl]
     if not u:
         w("| %s | n/a | | | | |" % NAME[impl])
         continue
     ratio = interleaved_ratio(u) if impl == "c" else (u["pairs_per_s"] / SET_RATE if SET_RATE else None)
-    w("| %s | %s | %s | %s | %s | %s |" % (
+    w("| %s | %s | %s | %s | %s | %s | %s |" % (
         NAME[impl], f(u["pairs_per_s"]), f(ratio, 3), f(2 * ratio if ratio else None, 3),
-        f(u["cpu_us_per_pair"], 2), f(u["cpu_us_per_pair"] / RP_CPU if RP_CPU else None, 3)))
+        f(u["cpu_us_per_pair"], 2), f(u["cpu_us_per_pair"] / RP_CPU if RP_CPU else None, 3),
+        f(u.get("user_us_per_pair"), 2)))
 ucu = unc["c_unix"]
 if ucu:
     r = interleaved_ratio(ucu)
-    w("| %s, *unix socket* | %s | %s (vs unix SET) | %s | %s | %s |" % (
+    w("| %s, *unix socket* | %s | %s (vs unix SET) | %s | %s | %s | %s |" % (
         NAME["c"], f(ucu["pairs_per_s"]), f(r, 3), f(2 * r if r else None, 3),
-        f(ucu["cpu_us_per_pair"], 2), f(ucu["cpu_us_per_pair"] / RP_CPU if RP_CPU else None, 3)))
+        f(ucu["cpu_us_per_pair"], 2), f(ucu["cpu_us_per_pair"] / RP_CPU if RP_CPU else None, 3),
+        f(ucu.get("user_us_per_pair"), 2)))
 w("")
 if uc.get("set_rates"):
     w("Per-round (SET/s, bare pairs/s, libredislock pairs/s): " + "; ".join(
@@ -610,7 +619,11 @@ for wt in (1, 8, 32):
             verdict(ok) if impl == "c" and wt in (8, 32) else "—"))
 w("")
 w("p99.9 needs ≥ 1,000 samples to mean anything; with fewer it is the maximum. redis-py's "
-  "waiters poll every 100 ms (its default `sleep`), so their hand-offs are few.")
+  "waiters poll every 100 ms (its default `sleep`), so their hand-offs are few. For scale: "
+  "a single SET round trip of the floor loop had p99 %s µs (%s RTT) and p99.9 %s µs (%s RTT) "
+  "in this run; a hand-off needs two processes to wake up, one after the other." % (
+      f(hf.get("set_p99_us")), f(hf["set_p99_us"] / RTT_US if hf.get("set_p99_us") and RTT_US else None, 1),
+      f(hf.get("set_p999_us")), f(hf["set_p999_us"] / RTT_US if hf.get("set_p999_us") and RTT_US else None, 1)))
 w("")
 w("![hand-off](handoff.png)")
 w("")
@@ -642,20 +655,25 @@ w("## 6. Timeout accuracy")
 w("")
 w("`acquire(t)` on a lock held (no expiry) by another handle; a random 0–99 ms pause "
   "between trials varies the phase against the server's 100 ms cron. Lateness = return − "
-  "(call + t); negative = returned early. The three implementations ran side by side.")
+  "(call + t); negative = returned early. The three implementations ran side by side. "
+  "t = 5000 ms is beyond the issue's list (50, 300, 1000 ms; the target is judged on those): "
+  "it shows the kernel's poll timer slack, which grows with the wait (0.1% of it).")
 w("")
-w("| implementation | t ms | trials | min ms | median ms | p90 ms | max ms | worst |lateness| ms | target ≤ 5 ms |")
+w("| implementation | t ms | trials | min ms | median ms | p90 ms | max ms | worst abs. lateness ms | target ≤ 5 ms |")
 w("|---|---|---|---|---|---|---|---|---|")
 for impl in IMPLS:
-    for t in (50, 300, 1000):
+    for t in (50, 300, 1000, 5000):
         s = tstats(tos[impl], t)
         if not s:
-            w("| %s | %d | n/a | | | | | | |" % (NAME[impl], t))
+            if t != 5000:
+                w("| %s | %d | n/a | | | | | | |" % (NAME[impl], t))
             continue
         w("| %s | %d | %d%s | %s | %s | %s | %s | %s | %s |" % (
             NAME[impl], t, s["n"], " (%d acquired!)" % s["unexpected"] if s["unexpected"] else "",
             f(s["min"], 2), f(s["median"], 2), f(s["p90"], 2), f(s["max"], 2), f(s["maxabs"], 2),
-            verdict(s["maxabs"] <= 5) if impl == "c" else ("(%s)" % ("within" if s["maxabs"] <= 5 else "outside"))))
+            (verdict(s["maxabs"] <= 5) if t != 5000 else "(%s; beyond the issue's list)" % (
+                "within" if s["maxabs"] <= 5 else "outside")) if impl == "c"
+            else ("(%s)" % ("within" if s["maxabs"] <= 5 else "outside"))))
 w("")
 w("![timeouts](timeouts.png)")
 w("")
@@ -684,7 +702,8 @@ for impl in IMPLS:
         continue
     w("| %s | %s | %s | %s | %s | %s | %s (%s%%) | %s | %s | %s | %s |" % (
         NAME[impl], s["acquired"], s["lost"], f(s["renewals_per_s"]), f(s["commands_per_s"]),
-        ", ".join("%s %s" % (k, v) for k, v in sorted(s["by_command"].items(), key=lambda x: -x[1])),
+        ", ".join("%s %s" % (k.replace("|", " "), v)
+                  for k, v in sorted(s["by_command"].items(), key=lambda x: -x[1])),
         f(s["cpu_s"], 2), f(s["cpu_pct"], 1), f(s["rss_mb"], 1), s["threads"],
         f(s.get("sends_per_10k"), 1) if "sends_per_10k" in s else "—", f(s["setup_s"], 1)))
 w("")

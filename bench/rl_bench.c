@@ -87,6 +87,13 @@ static double cpu_seconds(int who)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+static double user_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+}
+
 static double rusage_cpu(const struct rusage *ru)
 {
     return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
@@ -379,6 +386,8 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* One command in a loop for ms: rate; median latency. */
+static double g_last_p99_us, g_last_p999_us;
+
 static double loop_rate(redisContext *ctx, const char *what, int ms, double *p50_us)
 {
     enum { SAMPLES = 1 << 16 };
@@ -399,6 +408,8 @@ static double loop_rate(redisContext *ctx, const char *what, int ms, double *p50
     qsort(lat, ns, sizeof lat[0], cmp_i64);
     if (p50_us)
         *p50_us = ns ? (double)lat[ns / 2] / 1000.0 : 0;
+    g_last_p99_us = ns ? (double)lat[ns * 99 / 100] / 1000.0 : 0;
+    g_last_p999_us = ns ? (double)lat[ns * 999 / 1000] / 1000.0 : 0;
     return (double)n / ((double)(t - start) / 1e9);
 }
 
@@ -410,8 +421,9 @@ static int cmd_floor(opts_t *o)
     loop_rate(ctx, "PING", 200, NULL); /* warm up */
     double ping = loop_rate(ctx, "PING", ms / 2, &ping_p50);
     double set = loop_rate(ctx, "SET", ms / 2, &set_p50);
-    printf("{\"ping_rate\":%.1f,\"set_rate\":%.1f,\"ping_p50_us\":%.2f,\"set_p50_us\":%.2f}\n",
-           ping, set, ping_p50, set_p50);
+    printf("{\"ping_rate\":%.1f,\"set_rate\":%.1f,\"ping_p50_us\":%.2f,\"set_p50_us\":%.2f,"
+           "\"set_p99_us\":%.2f,\"set_p999_us\":%.2f}\n",
+           ping, set, ping_p50, set_p50, g_last_p99_us, g_last_p999_us);
     redisFree(ctx);
     return 0;
 }
@@ -437,7 +449,8 @@ static int cmd_uncontended(opts_t *o)
 
     double set_rates[64], bare_rates[64], lock_rates[64];
     double lock_time = 0, lock_cpu = 0, set_time = 0;
-    long lock_pairs = 0, set_n = 0, errors = 0;
+    long lock_pairs = 0, set_n = 0, errors = 0, bare_pairs = 0;
+    double bare_cpu = 0, lock_user = 0;
     if (rounds > 64)
         rounds = 64;
     /* warm up: connections, script cache, code paths */
@@ -456,6 +469,7 @@ static int cmd_uncontended(opts_t *o)
         /* 2. the bare protocol pair: SET NX, then the release script (hiredis) */
         long n = 0;
         int64_t end = now_ns() + (int64_t)win * 1000000;
+        double b0 = cpu_seconds(RUSAGE_SELF);
         t0 = now_ns();
         while (now_ns() < end && n < 10000000L) {
             r = cmd(ctx, "SET %s bareid NX", bare_key);
@@ -465,9 +479,11 @@ static int cmd_uncontended(opts_t *o)
             n++;
         }
         bare_rates[k] = (double)n / ((double)(now_ns() - t0) / 1e9);
+        bare_cpu += cpu_seconds(RUSAGE_SELF) - b0;
+        bare_pairs += n;
         /* 3. redis_lock pairs */
         n = 0;
-        double c0 = cpu_seconds(RUSAGE_SELF);
+        double c0 = cpu_seconds(RUSAGE_SELF), u0 = user_seconds();
         t0 = now_ns();
         end = t0 + (int64_t)win * 1000000;
         while (now_ns() < end && n < 10000000L) {
@@ -480,15 +496,17 @@ static int cmd_uncontended(opts_t *o)
         }
         t1 = now_ns();
         double c1 = cpu_seconds(RUSAGE_SELF);
+        lock_user += user_seconds() - u0;
         lock_rates[k] = (double)n / ((double)(t1 - t0) / 1e9);
         lock_time += (double)(t1 - t0) / 1e9;
         lock_cpu += c1 - c0;
         lock_pairs += n;
     }
     printf("{\"rounds\":%d,\"window_ms\":%d,\"pairs_per_s\":%.1f,\"cpu_us_per_pair\":%.3f,"
-           "\"set_rate\":%.1f,\"errors\":%ld,",
+           "\"set_rate\":%.1f,\"errors\":%ld,\"bare_cpu_us_per_pair\":%.3f,\"user_us_per_pair\":%.3f,",
            rounds, win, (double)lock_pairs / lock_time, lock_cpu / (double)lock_pairs * 1e6,
-           (double)set_n / set_time, errors);
+           (double)set_n / set_time, errors, bare_cpu / (double)(bare_pairs ? bare_pairs : 1) * 1e6,
+           lock_user / (double)lock_pairs * 1e6);
     printf("\"set_rates\":[");
     for (int k = 0; k < rounds; k++)
         printf("%s%.1f", k ? "," : "", set_rates[k]);
@@ -513,7 +531,7 @@ static int cmd_contend(opts_t *o)
     const char *name = o->name ? o->name : "bench:contend";
     long *counts = shared(sizeof(long) * (size_t)(2 * n + 1));
     long *errs = counts + n;
-    int64_t start = now_ns() + 300000000LL + (int64_t)n * 5000000LL;
+    int64_t start = now_ns() + 150000000LL + (int64_t)n * 4000000LL;
     int64_t end = start + (int64_t)dur * 1000000;
     pid_t pids[256];
     if (n > 256)
@@ -588,7 +606,7 @@ static int cmd_handoff(opts_t *o)
         if (pipe2(pipes[i], O_NONBLOCK) < 0)
             die("pipe: %s", strerror(errno));
     }
-    int64_t start = now_ns() + 300000000LL + (int64_t)n * 5000000LL;
+    int64_t start = now_ns() + 150000000LL + (int64_t)n * 4000000LL;
     int64_t end = start + (int64_t)dur * 1000000;
     pid_t pids[256];
     if (n > 256)
