@@ -80,6 +80,61 @@ static void reset_all_10000(void **state)
     redis_lock_client_close(c);
 }
 
+static long long cmdstat(const char *cmd)
+{
+    redisReply *r = rt_cmd(&rt_main, "INFO commandstats");
+    char field[64];
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(r->str, field);
+    long long v = p ? strtoll(p + strlen(field), NULL, 10) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+static void reset_all_scans_not_keys(void **state)
+{
+    (void)state;
+    make_locks(3000, "lock:scan-");
+    redisReply *r = rt_cmd(&rt_main, "CONFIG RESETSTAT");
+    freeReplyObject(r);
+    redis_lock_client *c = rt_client(&rt_main);
+    size_t count = 0;
+    assert_rl(REDIS_LOCK_OK, redis_lock_reset_all(c, &count));
+    assert_int_equal(count, 3000);
+    assert_int_equal(cmdstat("keys"), 0);
+    assert_true(cmdstat("scan") >= 2); /* in batches */
+    redis_lock_client_close(c);
+}
+
+static void signal_expiry_option(void **state)
+{
+    (void)state;
+    /* release and reset leave the signal with the handle's signal_expire_ms */
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.signal_expire_ms = 5000;
+    redis_lock *l = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "sigexp", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    long long pttl = rt_cmd_int(&rt_main, "PTTL lock-signal:sigexp");
+    assert_true(pttl > 4000 && pttl <= 5000);
+    redisReply *r = rt_cmd(&rt_main, "DEL lock-signal:sigexp");
+    freeReplyObject(r);
+    o.signal_expire_ms = 150;
+    redis_lock *s = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&s, c, "sigexp", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_reset(s));
+    pttl = rt_cmd_int(&rt_main, "PTTL lock-signal:sigexp");
+    assert_true(pttl > 0 && pttl <= 150);
+    rt_sleep_ms(300);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock-signal:sigexp"), 0);
+    redis_lock_free(l);
+    redis_lock_free(s);
+    redis_lock_client_close(c);
+}
+
 static void reset_all_our_own_locks(void **state)
 {
     (void)state;
@@ -184,6 +239,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(reset_all_10000, rt_flush),
+        cmocka_unit_test_setup(reset_all_scans_not_keys, rt_flush),
+        cmocka_unit_test_setup(signal_expiry_option, rt_flush),
         cmocka_unit_test_setup(reset_all_our_own_locks, rt_flush),
         cmocka_unit_test_setup(reset_all_wakes_waiters, rt_flush),
         cmocka_unit_test_setup(reset_single_lock_wakes_one, rt_flush),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
 {
@@ -297,6 +298,53 @@ static void huge_timeout_is_a_long_wait(void **state)
     redis_lock_client_close(c);
 }
 
+static long long info_stat(const char *field)
+{
+    redisReply *r = rt_cmd(&rt_main, "INFO stats");
+    const char *p = strstr(r->str, field);
+    long long v = p ? strtoll(p + strlen(field), NULL, 10) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static int64_t cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void waiting_is_idle(void **state)
+{
+    (void)state;
+    /* DESIGN 1: no polling loop; a waiter uses no CPU and sends nothing until woken or
+     * its own timer (here: the holder's TTL, 3 s away, and a 10 s timeout) runs out */
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock *h = new_lock(c, "idle", 3000), *w = new_lock(c, "idle", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    acq_arg a = {w, 10000, 0, -100, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, acq_thread, &a), 0);
+    rt_sleep_ms(200);
+    long long cmds0 = info_stat("total_commands_processed:");
+    int64_t cpu0 = cpu_us();
+    rt_sleep_ms(1000);
+    int64_t cpu = cpu_us() - cpu0;
+    long long cmds = info_stat("total_commands_processed:") - cmds0;
+    print_message("a waiter over 1 s: %lld commands at the server (the two INFO included), "
+                  "%lld us of CPU in this process\n", cmds, (long long)cpu);
+    assert_true(cmds <= 3);
+    assert_true(cpu < 100000);
+    assert_false(atomic_load(&a.finished));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(h));
+    pthread_join(t, NULL);
+    assert_rl(REDIS_LOCK_OK, a.rc);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
+    redis_lock_free(h);
+    redis_lock_free(w);
+    redis_lock_client_close(c);
+}
+
 static void reset_wakes_waiter(void **state)
 {
     (void)state;
@@ -381,6 +429,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(short_timeouts_end_on_our_clock, rt_flush),
         cmocka_unit_test_setup(command_timeout_never_cuts_a_wait, rt_flush),
         cmocka_unit_test_setup(huge_timeout_is_a_long_wait, rt_flush),
+        cmocka_unit_test_setup(waiting_is_idle, rt_flush),
         cmocka_unit_test_setup(reset_wakes_waiter, rt_flush),
         cmocka_unit_test_setup(release_wakes_each_waiter_in_turn, rt_flush),
     };
