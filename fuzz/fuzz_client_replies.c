@@ -95,8 +95,9 @@ static bool complete_replies(const uint8_t *p, size_t n)
             break;
         freeReplyObject(reply);
     }
-    /* the reader keeps unparsed bytes in rd->buf from rd->pos */
-    if (ok && rd->pos < sdslen(rd->buf))
+    /* unparsed bytes stay in rd->buf from rd->pos; a reply begun but not finished shows
+     * as a read task in progress (ridx >= 0) */
+    if (ok && (rd->ridx >= 0 || rd->pos < sdslen(rd->buf)))
         ok = false;
     redisReaderFree(rd);
     return ok;
@@ -306,9 +307,13 @@ static void check_rc(const char *what, int rc)
     if (rc < 0 && !getenv("RL_FUZZ_SKIP_EMPTY_MESSAGE"))
         FUZZ_CHECK(redis_lock_last_error()[0] != '\0', "%s failed (%s) without a message", what,
                    redis_lock_code_name(rc));
-    if (rc < 0 && getenv("RL_FUZZ_VERBOSE"))
-        fprintf(stderr, "  %s: %s: %s\n", what, redis_lock_code_name(rc),
-                redis_lock_last_error());
+    if (getenv("RL_FUZZ_VERBOSE")) {
+        static int64_t last;
+        int64_t now = rl_now_ms();
+        fprintf(stderr, "  %4lld ms  %s: %s: %s\n", last ? (long long)(now - last) : 0LL, what,
+                redis_lock_code_name(rc), rc < 0 ? redis_lock_last_error() : "");
+        last = now;
+    }
 }
 
 static void run_calls(unsigned flags)
