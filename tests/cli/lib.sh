@@ -103,12 +103,6 @@ wait_until() {
     done
 }
 
-# waitpid_status PID: wait for a background job, echo its exit status.
-waitpid_status() {
-    wait "$1"
-    echo $?
-}
-
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
