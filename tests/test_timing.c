@@ -428,10 +428,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(deadline_with_extending_holder, rt_flush),
         cmocka_unit_test_setup(short_timeouts_end_on_our_clock, rt_flush),
         cmocka_unit_test_setup(command_timeout_never_cuts_a_wait, rt_flush),
-        cmocka_unit_test_setup(huge_timeout_is_a_long_wait, rt_flush),
         cmocka_unit_test_setup(waiting_is_idle, rt_flush),
         cmocka_unit_test_setup(reset_wakes_waiter, rt_flush),
         cmocka_unit_test_setup(release_wakes_each_waiter_in_turn, rt_flush),
+        /* last: until the overflow is fixed, UBSan aborts the program here */
+        cmocka_unit_test_setup(huge_timeout_is_a_long_wait, rt_flush),
     };
     return RT_RUN(tests, argc, argv, 1);
 }
