@@ -78,8 +78,8 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
         return rl_error(REDIS_LOCK_EINVAL, "cache options version %u, expected %u (call "
                         "redis_lock_cache_options_init)", opts->version,
                         REDIS_LOCK_CACHE_OPTIONS_VERSION);
-    if (opts->ttl_ms <= 0)
-        return rl_error(REDIS_LOCK_EINVAL, "ttl_ms must be > 0");
+    if (opts->ttl_ms <= 0 || opts->ttl_ms > RL_MAX_MS)
+        return rl_error(REDIS_LOCK_EINVAL, "ttl_ms must be > 0 and <= %lld", (long long)RL_MAX_MS);
     if (opts->timeout_ms < -1)
         return rl_error(REDIS_LOCK_EINVAL, "timeout_ms must be -1, 0 or > 0");
     rl_client_check_fork(c);

@@ -13,6 +13,9 @@
 
 #define RL_FORMAT(a, b) __attribute__((format(printf, a, b)))
 #define RL_INFINITE INT64_MAX
+/* The longest time we accept (about 317 years): expiries above it are EINVAL, waits above
+ * it are forever. It keeps every deadline's arithmetic (in microseconds) from overflowing. */
+#define RL_MAX_MS INT64_C(10000000000000)
 
 /* ---- alloc.c: every allocation of ours goes through these (tests can fail the Nth) ---- */
 void *rl_malloc(size_t n);

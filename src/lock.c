@@ -26,9 +26,12 @@ static int validate_options(const redis_lock_options *o)
     if (o->version != REDIS_LOCK_OPTIONS_VERSION)
         return rl_error(REDIS_LOCK_EINVAL, "lock options version %u, expected %u (call "
                         "redis_lock_options_init)", o->version, REDIS_LOCK_OPTIONS_VERSION);
-    if (o->expire_ms < 0)
-        return rl_error(REDIS_LOCK_EINVAL, "expire_ms must be >= 0 (got %lld)",
-                        (long long)o->expire_ms);
+    if (o->expire_ms < 0 || o->expire_ms > RL_MAX_MS)
+        return rl_error(REDIS_LOCK_EINVAL, "expire_ms must be >= 0 and <= %lld (got %lld)",
+                        (long long)RL_MAX_MS, (long long)o->expire_ms);
+    if (o->signal_expire_ms > RL_MAX_MS)
+        return rl_error(REDIS_LOCK_EINVAL, "signal_expire_ms must be <= %lld",
+                        (long long)RL_MAX_MS);
     if (o->auto_renewal && o->expire_ms == 0)
         return rl_error(REDIS_LOCK_EINVAL, "auto_renewal needs expire_ms > 0");
     if (o->renewal_interval_ms < 0 || (o->expire_ms && o->renewal_interval_ms >= o->expire_ms))
@@ -444,7 +447,9 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
 
     int64_t now = rl_now_ms();
     /* rounded up, so that the wait never ends before timeout_ms has fully passed */
-    int64_t deadline = timeout_ms < 0 ? RL_INFINITE : (rl_now_us() + 999) / 1000 + timeout_ms;
+    int64_t deadline = timeout_ms < 0 || timeout_ms > RL_MAX_MS
+                           ? RL_INFINITE
+                           : (rl_now_us() + 999) / 1000 + timeout_ms;
     int64_t backoff = 10;
     int conn_failures = 0;
     bool uncertain = false; /* a try was sent but its answer lost */
@@ -619,8 +624,9 @@ int redis_lock_extend(redis_lock *l, int64_t expire_ms)
     int rc = enter(l);
     if (rc)
         return rc;
-    if (expire_ms < 0)
-        return rl_error(REDIS_LOCK_EINVAL, "expire_ms must be >= 0");
+    if (expire_ms < 0 || expire_ms > RL_MAX_MS)
+        return rl_error(REDIS_LOCK_EINVAL, "expire_ms must be >= 0 and <= %lld",
+                        (long long)RL_MAX_MS);
     if (expire_ms == 0)
         expire_ms = l->opts.expire_ms;
     if (expire_ms == 0)

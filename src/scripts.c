@@ -19,12 +19,18 @@ static const struct {
     "end\n"
     "if ok then\n"
     "    if ARGV[3] == '1' then\n"
-    "        return {1, redis.call('incr', KEYS[2])}\n"
+    "        -- a fence key that cannot count (wrong type, overflow) must not leave the lock set\n"
+    "        local token = redis.pcall('incr', KEYS[2])\n"
+    "        if type(token) == 'table' and token.err then\n"
+    "            redis.call('del', KEYS[1])\n"
+    "            return token\n"
+    "        end\n"
+    "        return {1, token}\n"
     "    end\n"
     "    return {1, 0}\n"
     "end\n"
     "return {0, redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}\n",
-        "170b2b8e13d359a6bc44d59a9768bf12ca8bdd1e"},
+        "5a8543480ac438467f7f1027a0ffa0617d715478"},
     [RL_SCRIPT_RELEASE] = {
     "-- redis-lock release: KEYS lock, signal; ARGV id, signal expiry (ms)\n"
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then\n"
