@@ -25,15 +25,21 @@ int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen)
     if (n < 0)
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory formatting a command");
     size_t len = (size_t)n;
+    if (!b->data) {
+        b->data = b->small;
+        b->cap = sizeof b->small;
+    }
     if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
+        size_t cap = b->cap * 2;
         while (cap < b->len + len)
             cap *= 2;
-        char *d = rl_realloc(b->data, cap);
+        char *d = b->data == b->small ? rl_malloc(cap) : rl_realloc(b->data, cap);
         if (!d) {
             redisFreeCommand(cmd);
             return rl_error(REDIS_LOCK_ENOMEM, "out of memory formatting a command");
         }
+        if (b->data == b->small)
+            memcpy(d, b->small, b->len);
         b->data = d;
         b->cap = cap;
     }
@@ -46,8 +52,11 @@ int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen)
 
 void rl_buf_free(rl_buf *b)
 {
-    free(b->data);
-    memset(b, 0, sizeof *b);
+    if (b->data != b->small)
+        free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->count = 0;
 }
 
 static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)

@@ -58,11 +58,14 @@ typedef struct rl_conn {
     struct rl_conn *next;
 } rl_conn;
 
-/* A command buffer: one or more commands formatted back to back (a pipeline). */
+/* A command buffer: one or more commands formatted back to back (a pipeline). Small
+ * ones live inline, so that the commonest calls (and a release after an allocation
+ * failure) allocate nothing of ours. Initialise with {0}. */
 typedef struct {
     char *data;
     size_t len, cap;
     int count;
+    char small[1024];
 } rl_buf;
 int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen);
 void rl_buf_free(rl_buf *b);
