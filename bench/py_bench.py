@@ -171,6 +171,7 @@ def cmd_uncontended(a):
     out({"rounds": a.rounds, "window_ms": a.window_ms, "pairs_per_s": pairs / lock_time,
          "cpu_us_per_pair": lock_cpu / pairs * 1e6,
          "user_us_per_pair": lock_user / pairs * 1e6, "errors": errors,
+         "pairs": pairs, "cpu_s": lock_cpu, "user_s": lock_user, "time_s": lock_time,
          "py_set_rates": set_rates, "pair_rates": pair_rates})
 
 

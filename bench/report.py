@@ -75,9 +75,52 @@ hfu = floor.get("hiredis_unix") or {}
 SET_RATE_UNIX = hfu.get("set_rate")
 
 # ------------------------------------------------------------ 2. uncontended
-unc = {"c": load("unc_c"), "c_unix": load("unc_c_unix"), "redispy": load("unc_redispy"),
-       "prl": load("unc_prl")}
+def merge_unc(impl):
+    """the OUTER rounds of one implementation, merged; plus each round's ratio to the
+    hiredis SET rate measured just before it"""
+    parts, ratios = [], []
+    for k in range(1, 100):
+        if not os.path.exists(os.path.join(RAW, "unc_floor_%d.json" % k)):
+            break
+        d = load("unc_%s_%d" % (impl, k))
+        fl = load("unc_floor_%d" % k)
+        if not d or "pairs" not in d:
+            continue
+        parts.append(d)
+        if fl and fl.get("set_rate"):
+            ratios.append(d["pairs_per_s"] / fl["set_rate"])
+    if not parts:
+        return None
+    m = {"outer_rounds": len(parts), "rounds": sum(p["rounds"] for p in parts),
+         "window_ms": parts[0]["window_ms"],
+         "pairs": sum(p["pairs"] for p in parts), "time_s": sum(p["time_s"] for p in parts),
+         "cpu_s": sum(p["cpu_s"] for p in parts), "user_s": sum(p["user_s"] for p in parts),
+         "errors": sum(p.get("errors", 0) for p in parts), "floor_ratios": ratios}
+    m["pairs_per_s"] = m["pairs"] / m["time_s"]
+    m["cpu_us_per_pair"] = m["cpu_s"] / m["pairs"] * 1e6
+    m["user_us_per_pair"] = m["user_s"] / m["pairs"] * 1e6
+    for key in ("set_rates", "bare_pair_rates", "pair_rates", "py_set_rates"):
+        if key in parts[0]:
+            m[key] = [x for p in parts for x in p.get(key, [])]
+    if "bare_pairs" in parts[0]:
+        bp = sum(p["bare_pairs"] for p in parts)
+        m["bare_cpu_us_per_pair"] = sum(p["bare_cpu_s"] for p in parts) / bp * 1e6 if bp else None
+    m["parts"] = parts
+    return m
+
+
+unc = {"c": merge_unc("c"), "c_unix": load("unc_c_unix"), "redispy": merge_unc("redispy"),
+       "prl": merge_unc("prl")}
 results["uncontended"] = unc
+results["uncontended_floors"] = [load("unc_floor_%d" % k) for k in range(1, 10)
+                                 if os.path.exists(os.path.join(RAW, "unc_floor_%d.json" % k))]
+
+
+def floor_ratio(u):
+    """median over the rounds of pairs/s divided by the hiredis SET rate just before"""
+    if not u or not u.get("floor_ratios"):
+        return None
+    return statistics.median(u["floor_ratios"])
 
 
 def interleaved_ratio(u):
@@ -95,7 +138,6 @@ def interleaved_bare(u):
 uc = unc["c"] or {}
 C_PAIRS = uc.get("pairs_per_s")
 C_RATIO_IL = interleaved_ratio(uc)
-C_RATIO_FLOOR = C_PAIRS / SET_RATE if C_PAIRS and SET_RATE else None
 C_CPU = uc.get("cpu_us_per_pair")
 RP_CPU = (unc["redispy"] or {}).get("cpu_us_per_pair")
 PRL_CPU = (unc["prl"] or {}).get("cpu_us_per_pair")
@@ -218,14 +260,13 @@ def target(name, goal, measured, ok, peers=""):
 rp_unc = unc["redispy"] or {}
 prl_unc = unc["prl"] or {}
 target("uncontended pairs/s", "≥ 0.45 × SET rate",
-       "%s pairs/s = %s × SET rate (interleaved windows; %s × the floor step's)" % (
-           f(C_PAIRS), f(C_RATIO_IL, 3), f(C_RATIO_FLOOR, 3)),
+       "%s pairs/s = %s × SET rate (median over %s interleaved windows; %s × the SET rate "
+       "measured just before each round)" % (
+           f(C_PAIRS), f(C_RATIO_IL, 3), len(uc.get("pair_rates", [])), f(floor_ratio(uc), 3)),
        None if C_RATIO_IL is None else C_RATIO_IL >= 0.45,
        "redis-py %s (%s ×), prl %s (%s ×)" % (
-           f(rp_unc.get("pairs_per_s")),
-           f(rp_unc.get("pairs_per_s") / SET_RATE if SET_RATE and rp_unc else None, 3),
-           f(prl_unc.get("pairs_per_s")),
-           f(prl_unc.get("pairs_per_s") / SET_RATE if SET_RATE and prl_unc else None, 3)))
+           f(rp_unc.get("pairs_per_s")), f(floor_ratio(rp_unc), 3),
+           f(prl_unc.get("pairs_per_s")), f(floor_ratio(prl_unc), 3)))
 target("client CPU per pair", "≤ 1/10 of redis-py's",
        "%s µs = %s × redis-py's (a bare hiredis client doing the same two round trips: %s µs = %s ×)" % (
            f(C_CPU, 2), f(C_CPU / RP_CPU if C_CPU and RP_CPU else None, 3),
@@ -299,20 +340,32 @@ results["targets"] = targets
 
 # ------------------------------------------------------------ plots
 PLOT = []
+_nfile = [0]
 
 
-def dat(name, rows):
-    p = os.path.join(OUT, "." + name + ".dat")
+def series(rows):
+    """one data file per series (gnuplot's `index` miscounts around empty blocks)"""
+    _nfile[0] += 1
+    p = os.path.join(OUT, ".plot%d.dat" % _nfile[0])
     with open(p, "w") as fh:
         for r in rows:
-            if r is None:
-                fh.write("\n\n")
-            else:
-                fh.write(" ".join(str(x) for x in r) + "\n")
+            fh.write(" ".join(str(x) for x in r) + "\n")
     return p
 
 
+def plotcmd(items):
+    """items: (rows, using, style, title); empty series are left out"""
+    parts = []
+    for rows, using, style, title in items:
+        if rows:
+            parts.append('"%s" u %s %s %s' % (series(rows), using, style,
+                                              't "%s"' % title if title else "notitle"))
+    return "plot " + ", ".join(parts) if parts else None
+
+
 def gnuplot(script, png):
+    if script is None:
+        return
     try:
         subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True,
                        timeout=60)
@@ -323,115 +376,114 @@ def gnuplot(script, png):
 
 TERM = 'set terminal pngcairo size 900,540 font "DejaVu Sans,10"\n'
 COL = {"c": "#1b9e77", "redispy": "#d95f02", "prl": "#7570b3"}
+PT = {"c": 7, "redispy": 5, "prl": 9}
 
 # contended throughput & fairness
 for hold in (0, 10):
-    rows = []
+    thr, fair = [], []
     for impl in IMPLS:
+        rows = []
         for n in NS:
-            s = cstats(cont.get("%s_h%d_n%d" % (impl, hold, n)))
-            if s:
-                rows.append((n, s["per_s"], s["fair"]))
-        rows.append(None)
-    p = dat("contended_h%d" % hold, rows)
+            st = cstats(cont.get("%s_h%d_n%d" % (impl, hold, n)))
+            if st:
+                rows.append((n, st["per_s"], st["fair"]))
+        style = 'w lp lw 2 pt %d lc rgb "%s"' % (PT[impl], COL[impl])
+        thr.append((rows, "1:2", style, NAME[impl]))
+        fair.append((rows, "1:3", style, NAME[impl]))
+    p1, p2 = plotcmd(thr), plotcmd(fair)
     png = "contended_hold%d.png" % hold
-    gnuplot(TERM + """set output "%s"
+    if p1:
+        gnuplot(TERM + """set output "%s"
 set multiplot layout 1,2 title "Contended: N processes looping on one lock, hold %d ms"
 set logscale x 2; set xtics (1,2,4,8,16,32); set xlabel "processes"; set grid
-set ylabel "acquisitions/s (all processes)"; set key top left
-plot "%s" index 0 u 1:2 w lp lw 2 lc rgb "%s" t "%s", "" index 1 u 1:2 w lp lw 2 lc rgb "%s" t "%s", "" index 2 u 1:2 w lp lw 2 lc rgb "%s" t "%s"
+set ylabel "acquisitions/s (all processes)"; set key top right; set yrange [0:*]
+%s
 set ylabel "fairness (min/max per process)"; set yrange [0:1.05]; set key bottom left
-plot "%s" index 0 u 1:3 w lp lw 2 lc rgb "%s" t "%s", "" index 1 u 1:3 w lp lw 2 lc rgb "%s" t "%s", "" index 2 u 1:3 w lp lw 2 lc rgb "%s" t "%s"
+%s
 unset multiplot
-""" % ((os.path.join(OUT, png), hold) + (p, COL["c"], NAME["c"], COL["redispy"], NAME["redispy"],
-                                          COL["prl"], NAME["prl"]) * 2), png)
+""" % (os.path.join(OUT, png), hold, p1, p2), png)
 
 # hand-off CDFs
-rows, titles = [], []
+items = []
+dash = {1: 1, 8: 2, 32: 3}
 for impl in IMPLS:
-    for w in (1, 8, 32):
-        d = hand.get("%s_w%d" % (impl, w))
+    for wt in (1, 8, 32):
+        d = hand.get("%s_w%d" % (impl, wt))
         if d and d["lat_us"]:
             v = sorted(d["lat_us"])
             step = max(1, len(v) // 400)
-            for i in range(0, len(v), step):
-                rows.append((max(v[i], 1), (i + 1) / len(v)))
+            rows = [(max(v[i], 1), (i + 1) / len(v)) for i in range(0, len(v), step)]
             rows.append((max(v[-1], 1), 1.0))
-            rows.append(None)
-            titles.append((impl, w))
-if titles:
-    p = dat("handoff", rows)
-    dash = {1: 1, 8: 2, 32: 3}
-    plots = ", ".join('"%s" index %d u 1:2 w l lw 2 dt %d lc rgb "%s" t "%s, %d waiters"' % (
-        p, k, dash[w], COL[impl], SHORT[impl], w) for k, (impl, w) in enumerate(titles))
-    rtt_line = ('set arrow from %f, graph 0 to %f, graph 1 nohead dt 3 lc rgb "black"\n'
-                'set label "2 RTT" at %f, graph 0.05 left\n' % (2 * RTT_US, 2 * RTT_US, 2 * RTT_US * 1.05)
-                if RTT_US else "")
+            items.append((rows, "1:2", 'w l lw 2 dt %d lc rgb "%s"' % (dash[wt], COL[impl]),
+                          "%s, %d waiter%s" % (SHORT[impl], wt, "s" if wt > 1 else "")))
+rtt_line = ('set arrow from %f, graph 0 to %f, graph 1 nohead dt 3 lc rgb "black"\n'
+            'set label "2 RTT" at %f, graph 0.05 left\n' % (2 * RTT_US, 2 * RTT_US, 2 * RTT_US * 1.05)
+            if RTT_US else "")
+pc = plotcmd(items)
+if pc:
     gnuplot(TERM + """set output "%s"
 set title "Hand-off latency: start of release() to the next owner's acquire() returning"
 set logscale x; set xlabel "µs"; set ylabel "cumulative fraction"; set grid; set key bottom right
 set yrange [0:1.02]
 %s
-plot %s
-""" % (os.path.join(OUT, "handoff.png"), rtt_line, plots), "handoff.png")
+%s
+""" % (os.path.join(OUT, "handoff.png"), rtt_line, pc), "handoff.png")
 
 # crashed holder
-rows = []
+items = []
 for impl in IMPLS:
-    d = crash[impl]
-    for t in (d or {}).get("trials", []):
-        if t.get("valid"):
-            rows.append((t["waiter_start_before_expiry_ms"] / 1000, max(t["delay_us"] / 1000, 0.01)))
-    rows.append(None)
-p = dat("crash", rows)
-gnuplot(TERM + """set output "%s"
+    rows = [(t["waiter_start_before_expiry_ms"] / 1000, max(t["delay_us"] / 1000, 0.01))
+            for t in (crash[impl] or {}).get("trials", []) if t.get("valid")]
+    items.append((rows, "1:2", 'w p pt %d ps 1.2 lc rgb "%s"' % (PT[impl], COL[impl]), NAME[impl]))
+pc = plotcmd(items)
+if pc:
+    gnuplot(TERM + """set output "%s"
 set title "Crashed holder (kill -9, expiry 2 s): delay from the key's expiry to a waiter owning the lock"
 set logscale y; set xlabel "waiter started this long before the expiry (s)"; set ylabel "delay (ms)"
 set grid; set key outside bottom center horizontal
 set arrow from graph 0, first 5 to graph 1, first 5 nohead dt 3 lc rgb "black"
 set arrow from graph 0, first 20 to graph 1, first 20 nohead dt 2 lc rgb "black"
-plot "%s" index 0 u 1:2 w p pt 7 ps 1.2 lc rgb "%s" t "%s", "" index 1 u 1:2 w p pt 5 lc rgb "%s" t "%s", "" index 2 u 1:2 w p pt 9 ps 1.2 lc rgb "%s" t "%s"
-""" % (os.path.join(OUT, "crashed_holder.png"), p, COL["c"], NAME["c"], COL["redispy"], NAME["redispy"],
-       COL["prl"], NAME["prl"]), "crashed_holder.png")
+%s
+""" % (os.path.join(OUT, "crashed_holder.png"), pc), "crashed_holder.png")
 
 # timeouts: abs. lateness on a log scale, early returns drawn hollow
-rows = []
 xs = {50: 0, 300: 1, 1000: 2, 5000: 3}
 off = {"c": -0.22, "redispy": 0, "prl": 0.22}
+items = []
 for impl in IMPLS:
+    d = tos[impl] or {}
     for early in (False, True):
-        d = tos[impl]
+        rows = []
         for t in (50, 300, 1000, 5000):
-            if d and str(t) in d:
+            if str(t) in d:
                 for k, v in enumerate(d[str(t)]["late_ns"]):
                     if (v < 0) == early:
-                        rows.append((xs[t] + off[impl] + (k % 7 - 3) * 0.012, max(abs(v) / 1e6, 0.01)))
-        rows.append(None)
-p = dat("timeouts", rows)
-gnuplot(TERM + """set output "%s"
+                        rows.append((xs[t] + off[impl] + (k % 7 - 3) * 0.012,
+                                     max(abs(v) / 1e6, 0.01)))
+        items.append((rows, "1:2", 'w p pt %d lc rgb "%s"' % (PT[impl] - (1 if early else 0), COL[impl]),
+                      NAME[impl] + (" (early)" if early else "")))
+pc = plotcmd(items)
+if pc:
+    gnuplot(TERM + """set output "%s"
 set title "Timeout accuracy: acquire(t) on a held lock; abs(return - deadline) (hollow: returned early)"
 set logscale y; set ylabel "ms"; set xtics ("t = 50 ms" 0, "t = 300 ms" 1, "t = 1000 ms" 2, "t = 5000 ms" 3)
 set xrange [-0.5:3.5]; set grid ytics; set key outside bottom center horizontal
 set arrow from graph 0, first 5 to graph 1, first 5 nohead dt 3 lc rgb "black"
-plot "%s" index 0 u 1:2 w p pt 7 lc rgb "%s" t "%s", "" index 1 u 1:2 w p pt 6 lc rgb "%s" notitle, \
-     "" index 2 u 1:2 w p pt 5 lc rgb "%s" t "%s", "" index 3 u 1:2 w p pt 4 lc rgb "%s" t "%s (early)", \
-     "" index 4 u 1:2 w p pt 9 lc rgb "%s" t "%s", "" index 5 u 1:2 w p pt 8 lc rgb "%s" notitle
-""" % (os.path.join(OUT, "timeouts.png"), p, COL["c"], NAME["c"], COL["c"], COL["redispy"],
-       NAME["redispy"], COL["redispy"], NAME["redispy"], COL["prl"], NAME["prl"], COL["prl"]),
-    "timeouts.png")
+%s
+""" % (os.path.join(OUT, "timeouts.png"), pc), "timeouts.png")
 
 # uncontended bars
 bars = []
 if SET_RATE:
     bars.append(("SET/2 (ceiling)", SET_RATE / 2))
-if uc.get("bare_pair_rates") and uc.get("set_rates"):
-    bars.append(("bare protocol (hiredis)", SET_RATE * interleaved_bare(uc) if SET_RATE else 0))
+if uc.get("bare_pair_rates"):
+    bars.append(("bare protocol (hiredis)", statistics.mean(uc["bare_pair_rates"])))
 for impl in IMPLS:
     u = unc[impl]
     if u:
         bars.append((SHORT[impl], u["pairs_per_s"]))
 if bars:
-    p = dat("uncontended", [(i, '"%s"' % b[0], b[1]) for i, b in enumerate(bars)])
+    p = series([(i, '"%s"' % b[0], b[1]) for i, b in enumerate(bars)])
     gnuplot(TERM + """set output "%s"
 set title "Uncontended acquire+release pairs/s, one client (TCP loopback)"
 set style fill solid 0.7; set boxwidth 0.6; set grid ytics; set yrange [0:*]
@@ -439,7 +491,7 @@ set ylabel "pairs/s"
 plot "%s" u 1:3:xtic(2) w boxes lc rgb "#4477aa" notitle, "" u 1:3:(sprintf("%%.0f", $3)) w labels offset 0,1 notitle
 """ % (os.path.join(OUT, "uncontended.png"), p), "uncontended.png")
 
-for p in glob.glob(os.path.join(OUT, ".*.dat")):
+for p in glob.glob(os.path.join(OUT, ".plot*.dat")):
     os.remove(p)
 
 # ------------------------------------------------------------ markdown
@@ -506,9 +558,13 @@ w("")
 w("`acquire(-1)` + `release()` in a loop on a free lock (no expiry: each library's "
   "default). For libredislock the windows alternate with a hiredis SET loop and with the "
   "bare protocol pair over hiredis (`SET NX` + the release script, no library code) in "
-  "%s rounds of %s ms, and the ratio is the median of the per-round ratios; the Python "
-  "peers are compared with the floor step's SET rate. CPU = user+sys of the client process "
+  "%s windows of %s ms each, and the ratio is the median of the per-window ratios. CPU = user+sys of the client process "
   "(getrusage / time.process_time) over the loop." % (uc.get("rounds"), uc.get("window_ms")))
+w("")
+w("The measurement runs in %s rounds; in each, a hiredis SET loop (600 ms), then "
+  "libredislock, redis-py and the prl peer one after the other, so that the three "
+  "implementations span the same stretch of time. The peers' ratio is the median over the "
+  "rounds of their pairs/s divided by that round's SET rate." % uc.get("outer_rounds"))
 w("")
 w("| implementation | pairs/s | × SET rate | × ceiling (SET/2) | client CPU µs/pair (user+sys) | × redis-py CPU | of which user µs |")
 w("|---|---|---|---|---|---|---|")
@@ -523,7 +579,7 @@ for impl in IMPLS:
     if not u:
         w("| %s | n/a | | | | |" % NAME[impl])
         continue
-    ratio = interleaved_ratio(u) if impl == "c" else (u["pairs_per_s"] / SET_RATE if SET_RATE else None)
+    ratio = interleaved_ratio(u) if impl == "c" else floor_ratio(u)
     w("| %s | %s | %s | %s | %s | %s | %s |" % (
         NAME[impl], f(u["pairs_per_s"]), f(ratio, 3), f(2 * ratio if ratio else None, 3),
         f(u["cpu_us_per_pair"], 2), f(u["cpu_us_per_pair"] / RP_CPU if RP_CPU else None, 3),

@@ -503,10 +503,12 @@ static int cmd_uncontended(opts_t *o)
         lock_pairs += n;
     }
     printf("{\"rounds\":%d,\"window_ms\":%d,\"pairs_per_s\":%.1f,\"cpu_us_per_pair\":%.3f,"
-           "\"set_rate\":%.1f,\"errors\":%ld,\"bare_cpu_us_per_pair\":%.3f,\"user_us_per_pair\":%.3f,",
+           "\"set_rate\":%.1f,\"errors\":%ld,\"bare_cpu_us_per_pair\":%.3f,\"user_us_per_pair\":%.3f,"
+           "\"pairs\":%ld,\"cpu_s\":%.6f,\"user_s\":%.6f,\"time_s\":%.6f,\"bare_pairs\":%ld,\"bare_cpu_s\":%.6f,",
            rounds, win, (double)lock_pairs / lock_time, lock_cpu / (double)lock_pairs * 1e6,
            (double)set_n / set_time, errors, bare_cpu / (double)(bare_pairs ? bare_pairs : 1) * 1e6,
-           lock_user / (double)lock_pairs * 1e6);
+           lock_user / (double)lock_pairs * 1e6, lock_pairs, lock_cpu, lock_user, lock_time,
+           bare_pairs, bare_cpu);
     printf("\"set_rates\":[");
     for (int k = 0; k < rounds; k++)
         printf("%s%.1f", k ? "," : "", set_rates[k]);
