@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 RAW, OUT = sys.argv[1], sys.argv[2]
+os.makedirs(OUT, exist_ok=True)
 IMPLS = ["c", "redispy", "prl"]
 NAME = {"c": "libredislock (C)", "redispy": "redis-py Lock", "prl": "python-redis-lock peer"}
 SHORT = {"c": "C", "redispy": "redis-py", "prl": "prl"}
@@ -177,6 +178,15 @@ for w in (1, 8, 32):
 results["handoff"] = hand
 
 
+HRTT = {}  # waiters -> RTT (us) from the hiredis SET loop run just before that hand-off step
+HFLOOR = {}
+for _w in (1, 8, 32):
+    _fl = load("handoff_floor_w%d" % _w)
+    HFLOOR[_w] = _fl
+    HRTT[_w] = 1e6 / _fl["set_rate"] if _fl and _fl.get("set_rate") else RTT_US
+results["handoff_floors"] = HFLOOR
+
+
 def hstats(d):
     if not d or not d.get("lat_us"):
         return None
@@ -276,15 +286,17 @@ target("client CPU per pair", "≤ 1/10 of redis-py's",
        "redis-py %s µs, prl %s µs" % (f(RP_CPU, 1), f(PRL_CPU, 1)))
 for w in (8, 32):
     hs = hstats(hand.get("c_w%d" % w))
+    rtt = HRTT.get(w)
     peers = ", ".join("%s p50 %s / p99 %s RTT" % (
-        SHORT[i], f(hstats(hand.get("%s_w%d" % (i, w)))["p50"] / RTT_US, 1),
-        f(hstats(hand.get("%s_w%d" % (i, w)))["p99"] / RTT_US, 1))
-        for i in ("redispy", "prl") if hstats(hand.get("%s_w%d" % (i, w))) and RTT_US)
-    if hs and RTT_US:
+        SHORT[i], f(hstats(hand.get("%s_w%d" % (i, w)))["p50"] / rtt, 1),
+        f(hstats(hand.get("%s_w%d" % (i, w)))["p99"] / rtt, 1))
+        for i in ("redispy", "prl") if hstats(hand.get("%s_w%d" % (i, w))) and rtt)
+    if hs and rtt:
         target("hand-off, %d waiters" % w, "p50 ≤ 2 RTT, p99 ≤ 6 RTT",
-               "p50 %s µs = %s RTT; p99 %s µs = %s RTT" % (
-                   f(hs["p50"]), f(hs["p50"] / RTT_US, 2), f(hs["p99"]), f(hs["p99"] / RTT_US, 2)),
-               hs["p50"] <= 2 * RTT_US and hs["p99"] <= 6 * RTT_US, peers)
+               "p50 %s µs = %s RTT; p99 %s µs = %s RTT (RTT %s µs)" % (
+                   f(hs["p50"]), f(hs["p50"] / rtt, 2), f(hs["p99"]), f(hs["p99"] / rtt, 2),
+                   f(rtt, 1)),
+               hs["p50"] <= 2 * rtt and hs["p99"] <= 6 * rtt, peers)
     else:
         target("hand-off, %d waiters" % w, "p50 ≤ 2 RTT, p99 ≤ 6 RTT", "n/a", None, peers)
 cs = crstats(crash["c"])
@@ -416,9 +428,10 @@ for impl in IMPLS:
             rows.append((max(v[-1], 1), 1.0))
             items.append((rows, "1:2", 'w l lw 2 dt %d lc rgb "%s"' % (dash[wt], COL[impl]),
                           "%s, %d waiter%s" % (SHORT[impl], wt, "s" if wt > 1 else "")))
+_r8 = HRTT.get(8) or RTT_US
 rtt_line = ('set arrow from %f, graph 0 to %f, graph 1 nohead dt 3 lc rgb "black"\n'
-            'set label "2 RTT" at %f, graph 0.05 left\n' % (2 * RTT_US, 2 * RTT_US, 2 * RTT_US * 1.05)
-            if RTT_US else "")
+            'set label "2 RTT" at %f, graph 0.05 left\n' % (2 * _r8, 2 * _r8, 2 * _r8 * 1.05)
+            if _r8 else "")
 pc = plotcmd(items)
 if pc:
     gnuplot(TERM + """set output "%s"
@@ -654,7 +667,11 @@ w("")
 w("W waiters + 1 holder (separate processes, each its own client). The holder holds 2 ms, "
   "notes CLOCK_MONOTONIC, calls release; the latency ends when the next owner's acquire "
   "returns. A releaser then stays out (waiting on a pipe) until another process owns the "
-  "lock, so every release happens with exactly W processes waiting. RTT = %s µs." % f(RTT_US, 1))
+  "lock, so every release happens with exactly W processes waiting. RTT = 1 / the rate of "
+  "a hiredis SET loop run just before each W's three steps: %s." % "; ".join(
+      "W=%d: %s µs (SET latency p50 %s, p99 %s µs)" % (
+          w_, f(HRTT[w_], 1), f((HFLOOR[w_] or {}).get("set_p50_us")),
+          f((HFLOOR[w_] or {}).get("set_p99_us"))) for w_ in (1, 8, 32)))
 w("")
 w("| waiters | implementation | hand-offs | p50 µs (RTT) | p99 µs (RTT) | p99.9 µs (RTT) | max µs | target p50 ≤ 2, p99 ≤ 6 RTT |")
 w("|---|---|---|---|---|---|---|---|")
@@ -665,21 +682,24 @@ for wt in (1, 8, 32):
             w("| %d | %s | n/a | | | | | |" % (wt, NAME[impl]))
             continue
 
+        rtt = HRTT.get(wt)
+
         def r(x):
-            return "%s (%s)" % (f(x), f(x / RTT_US, 1) if RTT_US else "?")
+            return "%s (%s)" % (f(x), f(x / rtt, 1) if rtt else "?")
         ok = None
-        if impl == "c" and wt in (8, 32) and RTT_US:
-            ok = s["p50"] <= 2 * RTT_US and s["p99"] <= 6 * RTT_US
+        if impl == "c" and wt in (8, 32) and rtt:
+            ok = s["p50"] <= 2 * rtt and s["p99"] <= 6 * rtt
         w("| %d | %s | %d | %s | %s | %s | %s | %s |" % (
             wt, NAME[impl], s["n"], r(s["p50"]), r(s["p99"]), r(s["p999"]), f(s["max"]),
             verdict(ok) if impl == "c" and wt in (8, 32) else "—"))
 w("")
 w("p99.9 needs ≥ 1,000 samples to mean anything; with fewer it is the maximum. redis-py's "
-  "waiters poll every 100 ms (its default `sleep`), so their hand-offs are few. For scale: "
-  "a single SET round trip of the floor loop had p99 %s µs (%s RTT) and p99.9 %s µs (%s RTT) "
-  "in this run; a hand-off needs two processes to wake up, one after the other." % (
-      f(hf.get("set_p99_us")), f(hf["set_p99_us"] / RTT_US if hf.get("set_p99_us") and RTT_US else None, 1),
-      f(hf.get("set_p999_us")), f(hf["set_p999_us"] / RTT_US if hf.get("set_p999_us") and RTT_US else None, 1)))
+  "waiters poll every 100 ms (its default `sleep`), so their hand-offs are few. For scale, "
+  "the tail of a single SET round trip in those floor loops (p99 / p99.9, in RTT): %s; a "
+  "hand-off needs two processes to wake up, one after the other." % "; ".join(
+      "W=%d: %s / %s" % (w_, f((HFLOOR[w_] or {}).get("set_p99_us", 0) / HRTT[w_], 1) if HRTT.get(w_) else "n/a",
+                          f((HFLOOR[w_] or {}).get("set_p999_us", 0) / HRTT[w_], 1) if HRTT.get(w_) else "n/a")
+      for w_ in (1, 8, 32)))
 w("")
 w("![hand-off](handoff.png)")
 w("")
