@@ -758,7 +758,11 @@ static char *splice_password(const char *url, const char *pw)
     return out;
 }
 
-static int open_client(redis_lock_client **out, const cli_args *a)
+/* The library's command timeout bounds a whole reply, so a big cached value needs more
+ * than the 2 s default (64 MiB is several seconds on a slow link or a loaded machine). */
+#define CACHE_COMMAND_TIMEOUT_MS 60000
+
+static int open_client(redis_lock_client **out, const cli_args *a, int command_timeout_ms)
 {
     const char *url = a->url;
     if (!url || !*url)
@@ -770,6 +774,8 @@ static int open_client(redis_lock_client **out, const cli_args *a)
     redis_lock_client_options co;
     redis_lock_client_options_init(&co);
     co.url = spliced ? spliced : url;
+    if (command_timeout_ms > 0)
+        co.command_timeout_ms = command_timeout_ms;
     if (g_verbose)
         co.log = log_line;
     int rc = redis_lock_client_open(out, &co);
@@ -1054,7 +1060,7 @@ static int cmd_run(cli_args *a)
     redis_lock_client *c = NULL;
     redis_lock *l = NULL;
     char **env = NULL, *own[3] = {NULL, NULL, NULL};
-    if ((code = open_client(&c, a)))
+    if ((code = open_client(&c, a, 0)))
         return code;
     redis_lock_options lo;
     redis_lock_options_init(&lo);
@@ -1123,7 +1129,7 @@ static int cmd_acquire(cli_args *a)
         return code;
     redis_lock_client *c = NULL;
     redis_lock *l = NULL;
-    if ((code = open_client(&c, a)))
+    if ((code = open_client(&c, a, 0)))
         return code;
     redis_lock_options lo;
     redis_lock_options_init(&lo);
@@ -1161,7 +1167,7 @@ static int cmd_release_extend(cli_args *a, bool extend)
         return usage_error("-x must be more than 0 (a lock's expiry cannot be removed)");
     redis_lock_client *c = NULL;
     redis_lock *l = NULL;
-    int code = open_client(&c, a);
+    int code = open_client(&c, a, 0);
     if (code)
         return code;
     redis_lock_options lo;
@@ -1202,7 +1208,7 @@ static int cmd_status(cli_args *a)
     redis_lock *l = NULL;
     char *owner = NULL;
     strbuf b = {0};
-    int code = open_client(&c, a);
+    int code = open_client(&c, a, 0);
     if (code)
         return code;
     if ((code = new_lock(&l, c, a->name, NULL)))
@@ -1258,7 +1264,7 @@ static int cmd_reset(cli_args *a)
 {
     redis_lock_client *c = NULL;
     redis_lock *l = NULL;
-    int code = open_client(&c, a);
+    int code = open_client(&c, a, 0);
     if (code)
         return code;
     if ((code = new_lock(&l, c, a->name, NULL)))
@@ -1277,7 +1283,7 @@ static int cmd_reset_all(cli_args *a)
     if (!a->yes && isatty(STDIN_FILENO))
         return usage_error("this deletes every lock in the database; add --yes to confirm");
     redis_lock_client *c = NULL;
-    int code = open_client(&c, a);
+    int code = open_client(&c, a, 0);
     if (code)
         return code;
     size_t count = 0;
@@ -1348,7 +1354,7 @@ static int cmd_cache(cli_args *a)
     if (code)
         return code;
     redis_lock_client *c = NULL;
-    if ((code = open_client(&c, a)))
+    if ((code = open_client(&c, a, CACHE_COMMAND_TIMEOUT_MS)))
         return code;
     redis_lock_cache_options co;
     redis_lock_cache_options_init(&co);

@@ -18,6 +18,8 @@ cleanup() {
     local rc=$? p
     trap - EXIT
     for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # commands whose redis-lock died with a failed check: they wrote their pid to *.pid
+    for p in "$T"/*.pid; do [ -s "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
     for p in "${SERVER_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     rm -rf "$T"
     exit "$rc"

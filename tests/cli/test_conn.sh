@@ -65,7 +65,7 @@ expect 77 "cache as that user: 77" "$RL" -u "unix://guest:gpass@$SOCK" cache -t 
 # lock is lost (renewal cannot reach Redis before the expiry) and it exits 75.
 start_server flaky
 flaky_pid=${SERVER_PIDS[-1]}
-bg "$RL" -u "$URL" run -x 1 --grace 0.5 flaky 2>"$T/flaky.err" -- sh -c "echo \$\$ >'$T/flaky.pid'; sleep 30"
+bg "$RL" -u "$URL" run -x 1 --grace 0.5 flaky 2>"$T/flaky.err" -- sh -c "echo \$\$ >'$T/flaky.pid'; exec sleep 30"
 pid=$BG
 wait_until 10 test -s "$T/flaky.pid"
 kill -9 "$flaky_pid"
