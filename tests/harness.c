@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -103,6 +104,51 @@ static void spawn(rt_server *s)
     fail_msg("redis-server did not answer on %s within 10 s", s->sock);
 }
 
+/* Every server directory this process made, so that a test that fails before its
+ * rt_server_stop() still leaves nothing behind (the server itself dies with us). */
+static char started_dirs[64][128];
+static pid_t started_pids[64];
+static int nstarted;
+static pid_t registry_owner;
+
+static void remove_started_dirs(void)
+{
+    if (getpid() != registry_owner)
+        return;
+    for (int i = 0; i < nstarted; i++) {
+        if (started_pids[i] > 0) {
+            kill(started_pids[i], SIGKILL);
+            waitpid(started_pids[i], NULL, 0);
+        }
+        if (started_dirs[i][0]) {
+            char cmd[300];
+            snprintf(cmd, sizeof cmd, "rm -rf '%.127s'", started_dirs[i]);
+            if (system(cmd) != 0)
+                fprintf(stderr, "harness: could not remove %s\n", started_dirs[i]);
+        }
+    }
+}
+
+static void track(const rt_server *s, bool add)
+{
+    for (int i = 0; i < nstarted; i++) {
+        if (strcmp(started_dirs[i], s->dir) == 0) {
+            started_pids[i] = add ? s->pid : 0;
+            if (!add)
+                started_dirs[i][0] = '\0';
+            return;
+        }
+    }
+    if (!add || nstarted == 64)
+        return;
+    if (!registry_owner) {
+        registry_owner = getpid();
+        atexit(remove_started_dirs);
+    }
+    snprintf(started_dirs[nstarted], sizeof started_dirs[nstarted], "%s", s->dir);
+    started_pids[nstarted++] = s->pid;
+}
+
 void rt_server_start(rt_server *s, const char *extra_conf, int tcp)
 {
     memset(s, 0, sizeof *s);
@@ -113,7 +159,9 @@ void rt_server_start(rt_server *s, const char *extra_conf, int tcp)
     snprintf(s->url, sizeof s->url, "unix://%s", s->sock);
     snprintf(s->extra, sizeof s->extra, "%s", extra_conf ? extra_conf : "");
     s->port = tcp ? free_port() : 0;
+    track(s, true);
     spawn(s);
+    track(s, true);
 }
 
 static void kill_server(rt_server *s, int sig)
@@ -129,10 +177,12 @@ void rt_server_restart(rt_server *s)
 {
     kill_server(s, SIGKILL);
     spawn(s);
+    track(s, true);
 }
 
 void rt_server_stop(rt_server *s)
 {
+    track(s, false);
     kill_server(s, SIGTERM);
     if (s->dir[0]) {
         char cmd[300];
