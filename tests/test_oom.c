@@ -49,6 +49,11 @@
 
 static rt_server auth_srv; /* requirepass + db: client_open sends AUTH and SELECT too */
 
+/* The lock names of the walks: short, or 2 KiB, so that commands outgrow any buffer the
+ * library keeps inline and the heap path is walked too. */
+static char long_name[2049];
+static const char *acq_name = "acq", *held_name = "held", *with_name = "with";
+
 /* ---- leak checks after every run ---- */
 
 #ifdef RT_HAVE_VALGRIND
@@ -243,7 +248,8 @@ static void assert_lock_absent(const char *name, const char *why)
     char *v = lock_value(name);
     if (v) {
         free(v);
-        print_error("LOCK LEFT BEHIND: %s: lock:%s is left in Redis (%s)\n", why, name, where);
+        print_error("LOCK LEFT BEHIND: %s: lock:%.40s%s is left in Redis (%s)\n", why, name,
+                    strlen(name) > 40 ? "..." : "", where);
         soft_failures++;
         redisReply *r = rt_cmd(&rt_main, "DEL lock:%s", name);
         freeReplyObject(r);
@@ -255,7 +261,7 @@ static void assert_lock_owner(const char *name, const char *id, const char *why)
     char *v = lock_value(name);
     if (!v || strcmp(v, id) != 0) {
         free(v);
-        fail_msg("%s: lock:%s is not held by %s (%s)", why, name, id, where);
+        fail_msg("%s: lock:%.40s is not held by %s (%s)", why, name, id, where);
     }
     free(v);
 }
@@ -377,7 +383,7 @@ static void oom_lock_new_id(void **state)
 static void acq_setup(env *e)
 {
     base_setup(e);
-    e->l = mk_lock(e->c, "acq", &e->lo);
+    e->l = mk_lock(e->c, acq_name, &e->lo);
 }
 
 static void acq_fence_setup(env *e)
@@ -385,7 +391,7 @@ static void acq_fence_setup(env *e)
     base_setup(e);
     e->lo.fencing = true;
     e->lo.expire_ms = 10000;
-    e->l = mk_lock(e->c, "acq", &e->lo);
+    e->l = mk_lock(e->c, acq_name, &e->lo);
 }
 
 static void acq_renew_setup(env *e)
@@ -393,7 +399,7 @@ static void acq_renew_setup(env *e)
     base_setup(e);
     e->lo.expire_ms = 10000;
     e->lo.auto_renewal = true;
-    e->l = mk_lock(e->c, "acq", &e->lo);
+    e->l = mk_lock(e->c, acq_name, &e->lo);
 }
 
 static int acq_try_call(env *e)
@@ -404,11 +410,11 @@ static int acq_try_call(env *e)
 static void acq_after(env *e, int rc)
 {
     if (rc) {
-        assert_lock_absent("acq", "a failed acquire");
+        assert_lock_absent(acq_name, "a failed acquire");
         /* the handle recovers: the same acquire now succeeds (not EALREADY) */
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 0));
     }
-    assert_lock_owner("acq", redis_lock_id(e->l), "after acquire");
+    assert_lock_owner(acq_name, redis_lock_id(e->l), "after acquire");
     if (e->lo.fencing) {
         redisReply *r = rt_cmd(&rt_main, "GET lock-fence:acq");
         assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -451,7 +457,7 @@ static void acq_wait_setup(env *e)
     redis_lock_options o;
     redis_lock_options_init(&o);
     o.expire_ms = 150;
-    e->other = mk_lock(e->other_c, "acq", &o);
+    e->other = mk_lock(e->other_c, acq_name, &o);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->other, 0));
 }
 
@@ -463,13 +469,13 @@ static int acq_wait_call(env *e)
 static void acq_wait_after(env *e, int rc)
 {
     if (rc) {
-        char *v = lock_value("acq");
+        char *v = lock_value(acq_name);
         if (v && strcmp(v, redis_lock_id(e->l)) == 0)
             fail_msg("a failed waiting acquire left its own key");
         free(v);
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 3000));
     }
-    assert_lock_owner("acq", redis_lock_id(e->l), "after a waiting acquire");
+    assert_lock_owner(acq_name, redis_lock_id(e->l), "after a waiting acquire");
     assert_rl(REDIS_LOCK_OK, redis_lock_release(e->l));
 }
 
@@ -487,7 +493,7 @@ static void held_setup(env *e)
 {
     base_setup(e);
     e->lo.expire_ms = 10000;
-    e->l = mk_lock(e->c, "held", &e->lo);
+    e->l = mk_lock(e->c, held_name, &e->lo);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 0));
 }
 
@@ -499,10 +505,10 @@ static int release_call(env *e)
 static void release_after(env *e, int rc)
 {
     if (rc) {
-        assert_lock_owner("held", redis_lock_id(e->l), "a failed release");
+        assert_lock_owner(held_name, redis_lock_id(e->l), "a failed release");
         assert_rl(REDIS_LOCK_OK, redis_lock_release(e->l));
     }
-    assert_lock_absent("held", "after release");
+    assert_lock_absent(held_name, "after release");
 }
 
 static void oom_release(void **state)
@@ -518,7 +524,7 @@ static void held_renew_setup(env *e)
     base_setup(e);
     e->lo.expire_ms = 10000;
     e->lo.auto_renewal = true;
-    e->l = mk_lock(e->c, "held", &e->lo);
+    e->l = mk_lock(e->c, held_name, &e->lo);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 0));
     rt_sleep_ms(30); /* let the renewal thread start (and allocate) before the walk */
 }
@@ -560,9 +566,9 @@ static void oom_extend(void **state)
 static void other_holds_setup(env *e)
 {
     base_setup(e);
-    e->l = mk_lock(e->c, "held", &e->lo);
+    e->l = mk_lock(e->c, held_name, &e->lo);
     e->other_c = rt_client(&rt_main);
-    e->other = mk_lock(e->other_c, "held", NULL);
+    e->other = mk_lock(e->other_c, held_name, NULL);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->other, 0));
 }
 
@@ -574,10 +580,10 @@ static int reset_call(env *e)
 static void reset_after(env *e, int rc)
 {
     if (rc) {
-        assert_lock_owner("held", redis_lock_id(e->other), "a failed reset");
+        assert_lock_owner(held_name, redis_lock_id(e->other), "a failed reset");
         assert_rl(REDIS_LOCK_OK, redis_lock_reset(e->l));
     }
-    assert_lock_absent("held", "after reset");
+    assert_lock_absent(held_name, "after reset");
     assert_int_equal(rt_cmd_int(&rt_main, "LLEN lock-signal:held"), 1);
 }
 
@@ -601,7 +607,7 @@ static void locked_after(env *e, int rc)
 {
     if (!rc)
         assert_true(e->locked);
-    assert_lock_owner("held", redis_lock_id(e->other), "locked");
+    assert_lock_owner(held_name, redis_lock_id(e->other), "locked");
 }
 
 static void oom_locked(void **state)
@@ -711,7 +717,7 @@ static int with_fn(void *payload)
 {
     env *e = payload;
     e->fn_calls++;
-    assert_lock_owner("with", redis_lock_id(e->l), "inside with");
+    assert_lock_owner(with_name, redis_lock_id(e->l), "inside with");
     return 0;
 }
 
@@ -719,7 +725,7 @@ static void with_setup(env *e)
 {
     base_setup(e);
     e->lo.expire_ms = 10000;
-    e->l = mk_lock(e->c, "with", &e->lo);
+    e->l = mk_lock(e->c, with_name, &e->lo);
 }
 
 static int with_call(env *e)
@@ -733,7 +739,7 @@ static void with_after(env *e, int rc)
     if (!rc)
         assert_int_equal(e->fn_calls, 1);
     /* whether fn ran or not, a finished with() leaves no lock behind */
-    assert_lock_absent("with", rc ? "a failed with" : "after with");
+    assert_lock_absent(with_name, rc ? "a failed with" : "after with");
 }
 
 static void oom_with(void **state)
@@ -809,6 +815,29 @@ static void cache_after(env *e, int rc)
     assert_string_equal(r->str, "value!");
     freeReplyObject(r);
     assert_lock_absent("get_or_set:ck", "cache_get_or_set");
+}
+
+/* the same walks with a 2 KiB lock name */
+static void oom_long_names(void **state)
+{
+    (void)state;
+    static const walk_spec acq = {"acquire (2 KiB name)", acq_setup, acq_try_call, acq_after,
+                                  base_teardown};
+    static const walk_spec wait = {"acquire waiting (2 KiB)", acq_wait_setup, acq_wait_call,
+                                   acq_wait_after, base_teardown};
+    static const walk_spec rel = {"release (2 KiB name)", held_setup, release_call,
+                                  release_after, base_teardown};
+    static const walk_spec with = {"with (2 KiB name)", with_setup, with_call, with_after,
+                                   base_teardown};
+    memset(long_name, 'L', sizeof long_name - 1);
+    acq_name = held_name = with_name = long_name;
+    walk(&acq, NULL);
+    walk(&wait, NULL);
+    walk(&rel, NULL);
+    walk(&with, NULL);
+    acq_name = "acq";
+    held_name = "held";
+    with_name = "with";
 }
 
 static void oom_cache_miss(void **state)
@@ -925,6 +954,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(oom_ttl),
         cmocka_unit_test(oom_reset_all),
         cmocka_unit_test(oom_with),
+        cmocka_unit_test(oom_long_names),
         cmocka_unit_test(oom_cache_miss),
         cmocka_unit_test(oom_cache_miss_renewal),
         cmocka_unit_test(oom_cache_hit),
