@@ -68,8 +68,7 @@ rm -f "$T/k9.out" "$T/k9.out.pid"
 bg "$RL" run -x 2 k9 -- "$T/trapper.sh" "$T/k9.out"
 pid=$BG
 wait_until 10 test -s "$T/k9.out.pid"
-kill -9 "$pid"
-wait "$pid" 2>/dev/null
+{ kill -9 "$pid" && wait "$pid"; } 2>/dev/null
 check "kill -9 of redis-lock: the command got SIGTERM" wait_until 5 grep -qx got-TERM "$T/k9.out"
 check "the command is gone" wait_until 5 bash -c "! kill -0 $(cat "$T/k9.out.pid") 2>/dev/null"
 start=$(now_ms)
@@ -103,5 +102,45 @@ took=$(($(now_ms) - start))
 check "stubborn command: exit 75 (got $rc) after the grace period (${took} ms >= 500, < 5000)" \
     test "$rc" = 75 -a "$took" -ge 500 -a "$took" -lt 5000
 check "stubborn command was killed" bash -c "! kill -0 $(cat "$T/stub.pid") 2>/dev/null"
+
+# Ctrl-C at a terminal: the kernel sends SIGINT to the whole foreground process group, so
+# the command has it already; redis-lock must not deliver it a second time.
+cat >"$T/ptyrun.py" <<'EOF'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b""
+def pump(seconds, until=None):
+    global out
+    end = time.time() + seconds
+    while time.time() < end and not (until and until in out):
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            out += data
+pump(10, b"started")
+time.sleep(0.3)
+os.write(fd, b"\x03")
+pump(10)
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+sys.exit(os.waitstatus_to_exitcode(st))
+EOF
+expect 3 "Ctrl-C at a terminal while the command runs: its status" python3 "$T/ptyrun.py" \
+    "$RL" run ctrlc -- sh -c 'n=0; trap "n=\$((n+1)); echo got-INT" INT; echo started; i=0
+        while [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; exit $((n + 2))'
+check "Ctrl-C reached the command exactly once" test "$(grep -c got-INT "$T/out")" = 1
+check "the lock was released" free ctrlc
+id=$("$RL" acquire ctrlc)
+expect 130 "Ctrl-C at a terminal during the wait: 130" python3 "$T/ptyrun.py" \
+    bash -c "echo started; exec '$RL' run ctrlc -- touch '$T/ctrlc-ran'"
+check "the command never ran" test ! -e "$T/ctrlc-ran"
+check "the lock is still its holder's" test "$("$RL" status ctrlc)" = "held by $id, no expiry"
 
 finish
