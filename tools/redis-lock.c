@@ -399,7 +399,7 @@ static int setup_signals(void)
 {
     if (pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK)) {
         err("cannot create a pipe: %s", strerror(errno));
-        return EX_OSERR;
+        return EX_SOFTWARE;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -874,7 +874,7 @@ static pid_t spawn(char **argv, char **envp, int out_fd, int *status)
     int ep[2];
     if (pipe2(ep, O_CLOEXEC)) {
         err("cannot create a pipe: %s", strerror(errno));
-        *status = EX_OSERR;
+        *status = EX_SOFTWARE;
         return -1;
     }
     /* Until exec the child must not run our handlers (a passed-on SIGTERM would be
@@ -909,7 +909,7 @@ static pid_t spawn(char **argv, char **envp, int out_fd, int *status)
     if (pid < 0) {
         close(ep[0]);
         err("cannot start a process: %s", strerror(fork_errno));
-        *status = EX_OSERR;
+        *status = EX_SOFTWARE;
         return -1;
     }
     int e = 0;
@@ -1313,7 +1313,7 @@ static int cache_make(void *payload, char **value, size_t *len)
     int p[2];
     if (pipe2(p, O_CLOEXEC)) {
         err("cannot create a pipe: %s", strerror(errno));
-        job->status = EX_OSERR;
+        job->status = EX_SOFTWARE;
         return 1;
     }
     fcntl(p[0], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for big outputs; best effort */
