@@ -531,6 +531,10 @@ static bool parse_seconds(const char *s, int64_t *out_ms)
 
 static int apply_option(cli_args *a, const optdef *o, const char *shown, const char *val)
 {
+    if (o->has_arg && !val)
+        return usage_error("option '%s' needs a value", shown);
+    if (!val)
+        val = ""; /* options without a value never read it; this keeps analyzers calm */
     switch (o->id) {
     case O_WAIT:
     case O_EXPIRE:
@@ -1557,6 +1561,63 @@ static int print_help(const char *text)
     return write_stdout(text, strlen(text));
 }
 
+enum { CL_COMMAND, CL_HELP, CL_VERSION };
+
+/* The whole command line: global options, the command, its options and arguments. Returns
+ * 0 with *what CL_COMMAND (*sc and *a filled), CL_HELP (*sc NULL: the general help, else
+ * the command's) or CL_VERSION; or EX_USAGE, reported. Runs nothing, connects nowhere. */
+static int parse_command_line(int argc, char **argv, cli_args *a, const subcommand **sc,
+                              int *what)
+{
+    memset(a, 0, sizeof *a);
+    a->wait_ms = -1;
+    a->grace_ms = 5000;
+    a->conflict = 1;
+    *sc = NULL;
+    *what = CL_HELP;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--version") == 0) {
+            *what = CL_VERSION;
+            return 0;
+        } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+            return 0;
+        } else if (strcmp(s, "-v") == 0 || strcmp(s, "--verbose") == 0) {
+            g_verbose = true;
+        } else if (strcmp(s, "-u") == 0 || strcmp(s, "--url") == 0) {
+            if (++i >= argc)
+                return usage_error("option '%s' needs a value", s);
+            a->url = argv[i];
+        } else if (strncmp(s, "--url=", 6) == 0) {
+            a->url = s + 6;
+        } else if (strncmp(s, "-u", 2) == 0) {
+            a->url = s + 2;
+        } else {
+            return usage_error("unknown option '%s'", s);
+        }
+    }
+    if (i >= argc)
+        return usage_error("missing command (run, acquire, release, extend, status, reset, "
+                           "reset-all, cache)");
+    if (strcmp(argv[i], "help") == 0)
+        return 0;
+    for (size_t k = 0; k < sizeof SUBCOMMANDS / sizeof *SUBCOMMANDS; k++)
+        if (strcmp(SUBCOMMANDS[k].name, argv[i]) == 0)
+            *sc = &SUBCOMMANDS[k];
+    if (!*sc)
+        return usage_error("unknown command '%s'", argv[i]);
+    g_sub = (*sc)->name;
+    a->expire_ms = (*sc)->fn == cmd_run ? 30000 : 0;
+    int rc = parse_args(*sc, a, argc - i, argv + i);
+    if (rc < 0)
+        return 0; /* the command's --help */
+    if (rc)
+        return rc;
+    *what = CL_COMMAND;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     for (size_t i = 0; i < sizeof SAVED / sizeof *SAVED; i++)
@@ -1566,53 +1627,19 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cli_args a;
-    memset(&a, 0, sizeof a);
-    a.wait_ms = -1;
-    a.grace_ms = 5000;
-    a.conflict = 1;
-
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *s = argv[i];
-        if (strcmp(s, "--version") == 0) {
-            char v[96];
-            int n = snprintf(v, sizeof v, "redis-lock %d.%d.%d (libredislock %s)\n",
-                             REDIS_LOCK_VERSION_MAJOR, REDIS_LOCK_VERSION_MINOR,
-                             REDIS_LOCK_VERSION_PATCH, redis_lock_version());
-            return write_stdout(v, (size_t)n);
-        } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
-            return print_help(GENERAL_HELP);
-        } else if (strcmp(s, "-v") == 0 || strcmp(s, "--verbose") == 0) {
-            g_verbose = true;
-        } else if (strcmp(s, "-u") == 0 || strcmp(s, "--url") == 0) {
-            if (++i >= argc)
-                return usage_error("option '%s' needs a value", s);
-            a.url = argv[i];
-        } else if (strncmp(s, "--url=", 6) == 0) {
-            a.url = s + 6;
-        } else if (strncmp(s, "-u", 2) == 0) {
-            a.url = s + 2;
-        } else {
-            return usage_error("unknown option '%s'", s);
-        }
-    }
-    if (i >= argc)
-        return usage_error("missing command (run, acquire, release, extend, status, reset, "
-                           "reset-all, cache)");
-    if (strcmp(argv[i], "help") == 0)
-        return print_help(GENERAL_HELP);
-    const subcommand *sc = NULL;
-    for (size_t k = 0; k < sizeof SUBCOMMANDS / sizeof *SUBCOMMANDS; k++)
-        if (strcmp(SUBCOMMANDS[k].name, argv[i]) == 0)
-            sc = &SUBCOMMANDS[k];
-    if (!sc)
-        return usage_error("unknown command '%s'", argv[i]);
-    g_sub = sc->name;
-    a.expire_ms = sc->fn == cmd_run ? 30000 : 0;
-    int rc = parse_args(sc, &a, argc - i, argv + i);
-    if (rc < 0)
-        return print_help(sc->help);
+    const subcommand *sc;
+    int what;
+    int rc = parse_command_line(argc, argv, &a, &sc, &what);
     if (rc)
         return rc;
+    if (what == CL_VERSION) {
+        char v[96];
+        int n = snprintf(v, sizeof v, "redis-lock %d.%d.%d (libredislock %s)\n",
+                         REDIS_LOCK_VERSION_MAJOR, REDIS_LOCK_VERSION_MINOR,
+                         REDIS_LOCK_VERSION_PATCH, redis_lock_version());
+        return write_stdout(v, (size_t)n);
+    }
+    if (what == CL_HELP)
+        return print_help(sc ? sc->help : GENERAL_HELP);
     return sc->fn(&a);
 }
