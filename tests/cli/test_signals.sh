@@ -106,7 +106,7 @@ check "stubborn command was killed" bash -c "! kill -0 $(cat "$T/stub.pid") 2>/d
 # Ctrl-C at a terminal: the kernel sends SIGINT to the whole foreground process group, so
 # the command has it already; redis-lock must not deliver it a second time.
 cat >"$T/ptyrun.py" <<'EOF'
-import os, pty, select, sys, time
+import os, pty, select, subprocess, sys, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
@@ -125,6 +125,10 @@ def pump(seconds, until=None):
                 return
             out += data
 pump(10, b"started")
+ready = os.environ.get("PTY_READY")  # a shell test to pass before typing Ctrl-C
+deadline = time.time() + 10
+while ready and subprocess.call(["sh", "-c", ready]) != 0 and time.time() < deadline:
+    pump(0.05)
 time.sleep(0.3)
 os.write(fd, b"\x03")
 pump(10)
@@ -134,11 +138,12 @@ sys.exit(os.waitstatus_to_exitcode(st))
 EOF
 expect 3 "Ctrl-C at a terminal while the command runs: its status" python3 "$T/ptyrun.py" \
     "$RL" run ctrlc -- sh -c 'n=0; trap "n=\$((n+1)); echo got-INT" INT; echo started; i=0
-        while [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; exit $((n + 2))'
+        while [ $i -lt 60 ]; do sleep 0.05; i=$((i+1)); done; exit $((n + 2))'
 check "Ctrl-C reached the command exactly once" test "$(grep -c got-INT "$T/out")" = 1
 check "the lock was released" free ctrlc
 id=$("$RL" acquire ctrlc)
-expect 130 "Ctrl-C at a terminal during the wait: 130" python3 "$T/ptyrun.py" \
+PTY_READY="'$REDIS_CLI' -s '$SOCK' CLIENT LIST | grep -q cmd=blpop" \
+    expect 130 "Ctrl-C at a terminal during the wait: 130" python3 "$T/ptyrun.py" \
     bash -c "echo started; exec '$RL' run ctrlc -- touch '$T/ctrlc-ran'"
 check "the command never ran" test ! -e "$T/ctrlc-ran"
 check "the lock is still its holder's" test "$("$RL" status ctrlc)" = "held by $id, no expiry"
