@@ -19,9 +19,11 @@
  *                      the expiry then SIGCONT, CLIENT KILL of every client connection,
  *                      DEBUG SLEEP longer than the command timeout;
  *       restarts mode: kill -9 of redis-server and a restart without persistence (locks,
- *                      fencing counters and the counter vanish); every other restart
- *                      happens while a holder is SIGSTOPped, woken after the new server
- *                      has handed out locks again.
+ *                      fencing counters and the counter vanish); every other restart,
+ *                      the first one included, happens while a holder is SIGSTOPped
+ *                      (one whose storage READ was accepted and whose WRITE is to come),
+ *                      woken once a holder of the restarted server has reached the
+ *                      storage: the woken holder's WRITE is then stale.
  *
  * Per-process statistics live in shared memory, so a killed worker's counts survive it.
  * The report: acquisitions, waits, every return code each worker saw, renewals lost
@@ -69,7 +71,8 @@
 
 typedef struct {
     atomic_int pid;
-    atomic_int in_cs;                 /* holding the lock, inside the critical section */
+    atomic_int in_cs; /* in the critical section: 1 reading, 2 read accepted (before the
+                         WRITE), 3 written or refused */
     atomic_long spawns;
     atomic_long acquire_rc[NCODES];   /* by return code */
     atomic_long release_rc[NCODES];
@@ -101,6 +104,7 @@ typedef struct {
     atomic_long st_value, st_max_token, st_token_resets;
     atomic_long st_stale_after_restart;
     atomic_long st_stale_accepted; /* writes of a holder older than one already seen */
+    atomic_long st_newest_epoch;   /* the newest epoch a holder has shown up from */
     worker_stats w[MAX_WORKERS];
 } shared_state;
 
@@ -320,7 +324,14 @@ static void storage_main(void)
         if (!truly_stale) {
             max_epoch = m.epoch;
             max_epoch_token = m.token;
+            atomic_store(&sh->st_newest_epoch, max_epoch);
         }
+        if (getenv("RL_CHAOS_DEBUG") && (truly_stale || m.epoch > 0))
+            fprintf(stderr, "storage: %s w%d epoch %lld token %lld (max token %lld, newest "
+                            "epoch %lld token %lld)%s\n",
+                    m.type == ST_READ ? "READ" : "WRITE", m.worker, (long long)m.epoch,
+                    (long long)m.token, (long long)max_token, (long long)max_epoch,
+                    (long long)max_epoch_token, truly_stale ? " STALE" : "");
         if (m.token < max_token) {
             /* a token lower than the highest seen: a holder whose lock was taken over */
             if (m.type == ST_READ)
@@ -509,6 +520,7 @@ static void worker_main(int idx)
             atomic_fetch_add(&ws->stale_read, 1);
             stale = true;
         } else {
+            atomic_store(&ws->in_cs, 2);
             int64_t stored = sr.value;
             long long counter = 0;
             if (raw_get(&raw, &counter) < 0) {
@@ -523,11 +535,14 @@ static void worker_main(int idx)
                     atomic_fetch_add(&ws->sets_ok, 1);
             }
             if (storage_call(sfd, &seq, ST_WRITE, idx, token, epoch0, stored + 1, &sr) < 0) {
+                atomic_store(&ws->in_cs, 3);
                 atomic_fetch_add(&ws->storage_errors, 1);
             } else if (!sr.accepted) {
+                atomic_store(&ws->in_cs, 3);
                 atomic_fetch_add(&ws->stale_write, 1);
                 stale = true;
             } else {
+                atomic_store(&ws->in_cs, 3);
                 atomic_fetch_add(&ws->writes_ok, 1);
             }
         }
@@ -614,12 +629,20 @@ static void reap(bool respawn, pid_t expected_kill)
     }
 }
 
+/* a worker inside the critical section, preferably one whose storage READ was accepted
+ * and whose WRITE is still to come */
 static int pick_holder_now(void)
 {
-    for (int i = 0; i < opt.workers; i++)
-        if (atomic_load(&sh->w[i].in_cs) && atomic_load(&sh->w[i].pid) > 0)
-            return i;
-    return -1;
+    int any = -1;
+    for (int i = 0; i < opt.workers; i++) {
+        int st = atomic_load(&sh->w[i].in_cs);
+        if (st && atomic_load(&sh->w[i].pid) > 0) {
+            if (st == 2)
+                return i;
+            any = i;
+        }
+    }
+    return any;
 }
 
 static int pick_holder(void)
@@ -678,13 +701,16 @@ static void inject(void)
         if (restarts) {
             /* every other restart happens while a holder is stopped; it is woken once the
              * new server has handed out new tokens: its writes are then stale */
-            bool pause = atomic_load(&sh->faults_restart) % 2 == 1;
+            bool pause = atomic_load(&sh->faults_restart) % 2 == 0;
             pid_t paused = 0;
             if (pause) {
                 int i = pick_holder();
                 paused = atomic_load(&sh->w[i].pid);
                 if (paused > 0) {
                     kill(paused, SIGSTOP);
+                    if (getenv("RL_CHAOS_DEBUG"))
+                        fprintf(stderr, "stopped w%d in phase %d\n", i,
+                                atomic_load(&sh->w[i].in_cs));
                     atomic_fetch_add(&sh->faults_stop, 1);
                 }
             }
@@ -699,7 +725,12 @@ static void inject(void)
             server_spawn();
             atomic_fetch_add(&sh->faults_restart, 1);
             if (paused > 0) {
-                sleep_ms(opt.expire_ms + rnd_between(0, 500));
+                /* wake it once a holder of the new server has reached the storage */
+                long epoch = atomic_load(&sh->restart_epoch);
+                int64_t until = now_ms() + 3000;
+                while (atomic_load(&sh->st_newest_epoch) < epoch && now_ms() < until)
+                    sleep_ms(5);
+                sleep_ms(rnd_between(10, 100));
                 kill(paused, SIGCONT);
                 say("restarted redis-server (no persistence) while pid %d was stopped",
                     (int)paused);
