@@ -882,10 +882,14 @@ static int report(FILE *f, long long counter, bool counter_known)
                "one the storage had already seen): %ld\n",
             atomic_load(&sh->st_stale_accepted));
     long sets_ok = SUM(sets_ok), sets_sent = SUM(sets_sent);
-    if (counter_known && !restarts)
-        fprintf(f, "redis counter (unfenced GET/SET): %lld after %ld SETs answered OK (%ld "
-                   "sent): %ld increments lost\n",
-                counter, sets_ok, sets_sent, sets_ok - (long)counter);
+    if (counter_known && !restarts) {
+        /* a SET whose answer was lost (CLIENT KILL, timeout, kill -9) may or may not have
+         * been applied: the losses lie between these two bounds */
+        long lo = sets_ok - (long)counter, hi = sets_sent - (long)counter;
+        fprintf(f, "redis counter (unfenced GET/SET): %lld; SETs answered OK %ld, sent %ld: "
+                   "increments lost: at least %ld, at most %ld\n",
+                counter, sets_ok, sets_sent, lo > 0 ? lo : 0, hi > 0 ? hi : 0);
+    }
     else
         fprintf(f, "redis counter (unfenced GET/SET): %lld after %ld SETs answered OK; not "
                    "comparable across restarts (the counter vanishes with the server)\n",
