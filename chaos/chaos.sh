@@ -5,16 +5,14 @@
 #   chaos/chaos.sh --long           # 10 minutes: faults 480 s + restarts 120 s
 #   chaos/chaos.sh [--workers N] [--faults SEC] [--restarts SEC] [--seed S] [--report FILE]
 #
-# The binary: $RL_CHAOS, else build*/chaos/rl_chaos under the source tree. Every run gets
+# The binary: $RL_CHAOS, else the newest build*/chaos/rl_chaos under the source tree. Every run gets
 # its own redis-server on a unix socket in a fresh /tmp/rl-chaos-* dir (removed after).
 # Exit status: 0 when both modes pass their checks, 1 otherwise.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RL_CHAOS:-}
 if [ -z "$bin" ]; then
-  for b in "$here"/../build*/chaos/rl_chaos; do
-    [ -x "$b" ] && bin=$b && break
-  done
+  bin=$(ls -t "$here"/../build*/chaos/rl_chaos 2>/dev/null | head -n 1)
 fi
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "chaos.sh: rl_chaos not found (set RL_CHAOS)" >&2; exit 2; }
 
@@ -37,7 +35,7 @@ status=0
 for mode in faults restarts; do
   eval secs=\$$mode
   [ "$secs" -gt 0 ] || continue
-  echo "== rl_chaos --mode $mode --workers $workers --duration $secs --seed $seed"
+  echo "== $bin --mode $mode --workers $workers --duration $secs --seed $seed"
   if [ -n "$report" ]; then
     "$bin" --mode "$mode" --workers "$workers" --duration "$secs" --seed "$seed" --report "$report" || status=1
   else
