@@ -62,7 +62,9 @@ typedef struct {
                                unix://[[user]:pass@]/path[?db=N];
                                NULL: $REDIS_URL, else redis://127.0.0.1:6379/0 */
     int connect_timeout_ms; /* default 2000 */
-    int command_timeout_ms; /* default 2000; never cuts a lock wait short */
+    int command_timeout_ms; /* default 2000: how long Redis may stay silent on a command
+                               (a large reply may take longer in all); never cuts a lock
+                               wait short */
     /* NULL: silent. Gets syslog priorities (LOG_ERR ... LOG_DEBUG); may run on the
      * renewal thread; must not call back into the library. */
     void (*log)(int level, const char *message, void *payload);

@@ -184,6 +184,7 @@ int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t l
         if (n > 0) {
             data += n;
             len -= (size_t)n;
+            deadline = rl_now_ms() + c->opts.command_timeout_ms; /* silence, not size */
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -220,6 +221,9 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
             if (redisReaderFeed(conn->reader, buf, (size_t)n) != REDIS_OK)
                 return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s",
                                 c->url.masked, conn->reader->errstr);
+            /* the command timeout bounds silence, not the transfer of a large reply */
+            if (wake_fd < 0 && deadline_ms != RL_INFINITE)
+                deadline_ms = rl_now_ms() + c->opts.command_timeout_ms;
             continue;
         }
         if (n == 0)
