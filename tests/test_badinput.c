@@ -537,6 +537,9 @@ static int child_timeout_int64_max(char *msg, size_t n, bool renewal)
     int64_t t0 = rt_now_ms();
     int rc = redis_lock_acquire(w, INT64_MAX);
     int64_t took = rt_now_ms() - t0;
+    row(renewal ? "timeout_ms INT64_MAX (auto_renewal), held 400 ms more"
+                : "timeout_ms INT64_MAX (no expiry), held 400 ms more",
+        "redis_lock_acquire", rc);
     CHILD_CHECK(rc == REDIS_LOCK_OK,
                 "acquire(INT64_MAX) returned %s after %lld ms instead of waiting for the "
                 "holder's key to expire: %s",
@@ -565,9 +568,7 @@ static void timeout_int64_max_waits(void **state)
 {
     (void)state;
     run_child("acquire(INT64_MAX), no expiry", child_tmax_plain);
-    row("timeout_ms INT64_MAX (lock without expiry)", "redis_lock_acquire", REDIS_LOCK_OK);
     run_child("acquire(INT64_MAX), auto_renewal", child_tmax_renewal);
-    row("timeout_ms INT64_MAX (auto_renewal)", "redis_lock_acquire", REDIS_LOCK_OK);
     assert_owner(&rt_main, "tmax", NULL);
 }
 
@@ -595,6 +596,8 @@ static int child_cache_timeout_max(char *msg, size_t n)
     int64_t t0 = rt_now_ms();
     int rc = redis_lock_cache_get_or_set(c, "ctmax", &co, make_hello, NULL, &v, &len);
     int64_t took = rt_now_ms() - t0;
+    row("cache timeout_ms INT64_MAX, computing lock held 400 ms more",
+        "redis_lock_cache_get_or_set", rc);
     CHILD_CHECK(rc == REDIS_LOCK_OK,
                 "cache_get_or_set(timeout INT64_MAX) returned %s after %lld ms instead of "
                 "waiting: %s",
@@ -612,7 +615,6 @@ static void cache_timeout_int64_max_waits(void **state)
 {
     (void)state;
     run_child("cache_get_or_set(timeout INT64_MAX)", child_cache_timeout_max);
-    row("cache timeout_ms INT64_MAX", "redis_lock_cache_get_or_set", REDIS_LOCK_OK);
 }
 
 /* expire_ms so large that Redis refuses it (SET PX INT64_MAX): a clear error, and no key */
@@ -707,9 +709,10 @@ static void signal_expire_int64_max(void **state)
     redis_lock_client_close(c);
 }
 
-/* expire_ms that Redis accepts but whose arithmetic overflows (interval = expire * 2 / 3)
- * with auto_renewal: the renewal must not spin, and nothing may overflow (UBSan) */
-static int child_huge_expire_renewal(char *msg, size_t n)
+/* expire_ms that Redis accepts but whose arithmetic could overflow (interval = expire *
+ * 2 / 3, due = now + interval) with auto_renewal: refused up front, or renewed at a sane
+ * pace; nothing may overflow (UBSan) */
+static int child_huge_expire(char *msg, size_t n, int64_t expire_ms, const char *input)
 {
     int ret = 1;
     redis_lock_client *c = NULL;
@@ -721,9 +724,10 @@ static int child_huge_expire_renewal(char *msg, size_t n)
         CHILD_CHECK(0, "client_open: %s", redis_lock_last_error());
     redis_lock_options o;
     redis_lock_options_init(&o);
-    o.expire_ms = INT64_C(1) << 62;
+    o.expire_ms = expire_ms;
     o.auto_renewal = true;
     int rc = redis_lock_new(&l, c, "hmax", &o);
+    row(input, "redis_lock_new", rc);
     if (rc == REDIS_LOCK_EINVAL) {
         ret = 0; /* refused up front: fine */
         goto out;
@@ -735,9 +739,11 @@ static int child_huge_expire_renewal(char *msg, size_t n)
     before = p ? atoll(p + 22) : 0;
     freeReplyObject(r);
     rc = redis_lock_acquire(l, 0);
+    row(input, "redis_lock_acquire(0)", rc);
     if (rc == REDIS_LOCK_EINVAL || rc == REDIS_LOCK_ESERVER) {
         ret = 0; /* refused at acquire: fine, if no key is left */
         char *left = lock_owner(&rt_main, "hmax");
+        free(left);
         CHILD_CHECK(!left, "a refused acquire left its key");
         goto out;
     }
@@ -748,9 +754,10 @@ static int child_huge_expire_renewal(char *msg, size_t n)
     after = p ? atoll(p + 22) : 0;
     freeReplyObject(r);
     CHILD_CHECK(after - before < 10,
-                "expire_ms 2^62 with auto_renewal: %lld renewals in 500 ms (interval "
-                "expire_ms * 2 / 3 overflows)",
+                "%s: %lld renewals in 500 ms (the renewal interval overflowed?)", input,
                 after - before);
+    long long pttl = rt_cmd_int(&rt_main, "PTTL lock:hmax");
+    CHILD_CHECK(pttl > 0, "PTTL %lld", pttl);
     CHILD_CHECK(redis_lock_release(l) == 0, "release: %s", redis_lock_last_error());
     ret = 0;
 out:
@@ -759,11 +766,21 @@ out:
     return ret;
 }
 
+static int child_expire_2_62(char *msg, size_t n)
+{
+    return child_huge_expire(msg, n, INT64_C(1) << 62, "expire_ms 2^62, auto_renewal");
+}
+
+static int child_expire_max(char *msg, size_t n)
+{
+    return child_huge_expire(msg, n, RL_MAX_MS, "expire_ms RL_MAX_MS (10^13), auto_renewal");
+}
+
 static void huge_expire_with_renewal(void **state)
 {
     (void)state;
-    run_child("expire_ms 2^62 with auto_renewal", child_huge_expire_renewal);
-    row("expire_ms 2^62 with auto_renewal", "redis_lock_acquire", REDIS_LOCK_OK);
+    run_child("expire_ms 2^62 with auto_renewal", child_expire_2_62);
+    run_child("expire_ms RL_MAX_MS with auto_renewal", child_expire_max);
     assert_owner(&rt_main, "hmax", NULL);
 }
 
