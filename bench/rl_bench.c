@@ -778,8 +778,8 @@ static int cmd_timeouts(opts_t *o)
     unsigned seed = 12345;
     printf("{");
     for (int i = 0; i < nt; i++) {
-        int64_t late[1024];
-        int other = 0, n = cs[i] > 1024 ? 1024 : cs[i];
+        int64_t late[1024], ctrl[1024];
+        int other = 0, n = cs[i] > 1024 ? 1024 : cs[i], nc = 0;
         for (int k = 0; k < n; k++) {
             sleep_ns((int64_t)(rand_r(&seed) % 100) * 1000000); /* vary the phase */
             int64_t t0 = now_ns();
@@ -788,9 +788,19 @@ static int cmd_timeouts(opts_t *o)
             if (rc != REDIS_LOCK_BUSY)
                 other++;
             late[k] = (t1 - t0) - (int64_t)ts[i] * 1000000; /* ns */
+            if (ts[i] <= 300) {
+                /* control: a bare sleep of the same length, same process, same moment:
+                 * what the machine's scheduler adds by itself */
+                struct pollfd none;
+                t0 = now_ns();
+                poll(&none, 0, ts[i]);
+                ctrl[nc++] = now_ns() - t0 - (int64_t)ts[i] * 1000000;
+            }
         }
         printf("%s\"%d\":{\"unexpected_rc\":%d,", i ? "," : "", ts[i], other);
         print_i64_array("late_ns", late, (size_t)n);
+        printf(",");
+        print_i64_array("control_sleep_late_ns", ctrl, (size_t)nc);
         printf("}");
     }
     printf("}\n");
