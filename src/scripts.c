@@ -19,6 +19,10 @@ static const struct {
     "end\n"
     "if ok then\n"
     "    if ARGV[3] == '1' then\n"
+    "        -- a missing counter starts from the server's clock (microseconds), so that\n"
+    "        -- tokens keep increasing across a restart that lost the key\n"
+    "        local t = redis.call('time')\n"
+    "        redis.call('set', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])), 'NX')\n"
     "        -- a fence key that cannot count (wrong type, overflow) must not leave the lock set\n"
     "        local token = redis.pcall('incr', KEYS[2])\n"
     "        if type(token) == 'table' and token.err then\n"
@@ -30,7 +34,7 @@ static const struct {
     "    return {1, 0}\n"
     "end\n"
     "return {0, redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}\n",
-        "5a8543480ac438467f7f1027a0ffa0617d715478"},
+        "e67270e6e27b07016308739f074a30832a5cad38"},
     [RL_SCRIPT_RELEASE] = {
     "-- redis-lock release: KEYS lock, signal; ARGV id, signal expiry (ms)\n"
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then\n"

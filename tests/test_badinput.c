@@ -276,7 +276,7 @@ static void huge_names_and_ids(void **state)
     expect("name and id of 1 MB", "redis_lock_acquire(0)", redis_lock_acquire(a, 0),
            REDIS_LOCK_OK, NULL);
     assert_int_equal(key_exists(&rt_main, "lock:", name), 1);
-    assert_int_equal(redis_lock_fencing_token(a), 1);
+    assert_true(redis_lock_fencing_token(a) > 0);
     b = mk(c, name, 0, false);
     expect("name of 1 MB, held", "redis_lock_acquire(0)", redis_lock_acquire(b, 0),
            REDIS_LOCK_BUSY, NULL);
