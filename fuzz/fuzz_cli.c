@@ -34,10 +34,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    /* the tool's usage errors go to stderr: keep the fuzzer's output readable */
+    /* The tool's usage errors go to stderr. The corpus replay silences them (unless
+     * RL_FUZZ_VERBOSE); under libFuzzer use -close_fd_mask=2, which keeps its reports. */
+#ifdef RL_FUZZ_REPLAY
     if (!getenv("RL_FUZZ_VERBOSE"))
         if (!freopen("/dev/null", "w", stderr))
             return 0;
+#endif
     return 0;
 }
 
