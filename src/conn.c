@@ -33,15 +33,17 @@ int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen)
         size_t cap = b->cap * 2;
         while (cap < b->len + len)
             cap *= 2;
-        char *d = b->data == b->small ? rl_malloc(cap) : rl_realloc(b->data, cap);
+        bool fixed = b->data == b->small || b->borrowed;
+        char *d = fixed ? rl_malloc(cap) : rl_realloc(b->data, cap);
         if (!d) {
             redisFreeCommand(cmd);
             return rl_error(REDIS_LOCK_ENOMEM, "out of memory formatting a command");
         }
-        if (b->data == b->small)
-            memcpy(d, b->small, b->len);
+        if (fixed)
+            memcpy(d, b->data, b->len);
         b->data = d;
         b->cap = cap;
+        b->borrowed = false;
     }
     memcpy(b->data + b->len, cmd, len);
     b->len += len;
@@ -50,10 +52,20 @@ int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen)
     return 0;
 }
 
+void rl_buf_borrow(rl_buf *b, char *mem, size_t cap)
+{
+    if (mem && cap > sizeof b->small) {
+        b->data = mem;
+        b->cap = cap;
+        b->borrowed = true;
+    }
+}
+
 void rl_buf_free(rl_buf *b)
 {
-    if (b->data != b->small)
+    if (b->data != b->small && !b->borrowed)
         free(b->data);
+    b->borrowed = false;
     b->data = NULL;
     b->len = b->cap = 0;
     b->count = 0;

@@ -65,8 +65,11 @@ typedef struct {
     char *data;
     size_t len, cap;
     int count;
+    bool borrowed; /* data is the caller's memory (rl_buf_borrow): never freed */
     char small[1024];
 } rl_buf;
+/* Format into mem (cap bytes) first; only what does not fit there is allocated. */
+void rl_buf_borrow(rl_buf *b, char *mem, size_t cap);
 int rl_buf_add(rl_buf *b, int argc, const char **argv, const size_t *argvlen);
 void rl_buf_free(rl_buf *b);
 
@@ -115,6 +118,10 @@ enum { RL_SCRIPT_ACQUIRE, RL_SCRIPT_RELEASE, RL_SCRIPT_EXTEND, RL_SCRIPT_RESET, 
 int rl_script(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
               const char **keys, const size_t *keylens, int nargs, const char **args,
               const size_t *arglens);
+/* The same, formatting into scratch (see rl_buf_borrow) when it is not NULL. */
+int rl_script_in(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
+                 const char **keys, const size_t *keylens, int nargs, const char **args,
+                 const size_t *arglens, char *scratch, size_t scratch_cap);
 /* Append an EVALSHA to a pipeline. */
 int rl_script_append(rl_buf *b, int script, int nkeys, const char **keys, const size_t *keylens,
                      int nargs, const char **args, const size_t *arglens);
@@ -129,6 +136,10 @@ struct redis_lock {
     char *key, *signal_key, *fence_key;
     size_t key_len, signal_len, fence_len;
     char *id;
+    /* room to format this lock's commands: release, extend and reset allocate nothing,
+     * so that they work even when memory has run out (no lock is left behind) */
+    char *scratch;
+    size_t scratch_cap;
     redis_lock_options opts;
     atomic_int cancel;
     int wake_fd; /* eventfd: redis_lock_cancel writes to it */

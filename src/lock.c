@@ -108,6 +108,7 @@ void redis_lock_free(redis_lock *l)
     free(l->signal_key);
     free(l->fence_key);
     free(l->id);
+    free(l->scratch);
     free(l);
 }
 
@@ -151,6 +152,14 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
             goto fail;
         }
     } else if ((rc = random_id(&l->id))) {
+        goto fail;
+    }
+    /* the longest command: EVAL of a script (its source) with the keys, the id and
+     * numbers, plus the protocol's framing */
+    l->scratch_cap = l->key_len + l->signal_len + l->fence_len + strlen(l->id) + 2048;
+    if (l->scratch_cap > sizeof((rl_buf *)0)->small &&
+        !(l->scratch = rl_malloc(l->scratch_cap))) {
+        rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a lock");
         goto fail;
     }
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -576,7 +585,8 @@ static int run_script(redis_lock *l, int script, long long *out, int nkeys, cons
     if (rc)
         return rc;
     redisReply *r = NULL;
-    rc = rl_script(l->client, conn, script, &r, nkeys, keys, keylens, nargs, args, NULL);
+    rc = rl_script_in(l->client, conn, script, &r, nkeys, keys, keylens, nargs, args, NULL,
+                      l->scratch, l->scratch_cap);
     rl_client_put(l->client, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
     if (!rc && r->type != REDIS_REPLY_INTEGER)
         rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to a lock script");

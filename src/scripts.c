@@ -114,9 +114,18 @@ int rl_script(redis_lock_client *c, rl_conn *conn, int script, redisReply **out,
               const char **keys, const size_t *keylens, int nargs, const char **args,
               const size_t *arglens)
 {
+    return rl_script_in(c, conn, script, out, nkeys, keys, keylens, nargs, args, arglens, NULL,
+                        0);
+}
+
+int rl_script_in(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
+                 const char **keys, const size_t *keylens, int nargs, const char **args,
+                 const size_t *arglens, char *scratch, size_t scratch_cap)
+{
     *out = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         rl_buf b = {0};
+        rl_buf_borrow(&b, scratch, scratch_cap);
         int rc = attempt == 0 ? rl_script_append(&b, script, nkeys, keys, keylens, nargs, args,
                                                  arglens)
                               : append(&b, "EVAL", scripts[script].source, nkeys, keys, keylens,
