@@ -53,6 +53,8 @@ static rt_server auth_srv; /* requirepass + db: client_open sends AUTH and SELEC
  * library keeps inline and the heap path is walked too. */
 static char long_name[2049];
 static const char *acq_name = "acq", *held_name = "held", *with_name = "with";
+static const char *cache_key = "ck";
+static char cache_lock[2100] = "get_or_set:ck";
 
 /* ---- leak checks after every run ---- */
 
@@ -780,7 +782,7 @@ static int cache_call_opts(env *e, bool renewal)
     cache_opts(&o, renewal);
     e->value = (char *)"junk"; /* must be overwritten */
     e->vlen = 77;
-    int rc = redis_lock_cache_get_or_set(e->c, "ck", &o, make_value, e, &e->value, &e->vlen);
+    int rc = redis_lock_cache_get_or_set(e->c, cache_key, &o, make_value, e, &e->value, &e->vlen);
     if (rc && e->value) {
         e->value = NULL;
         fail_msg("cache_get_or_set failed but set *out_value");
@@ -800,7 +802,7 @@ static int cache_renew_call(env *e)
 
 static void cache_after(env *e, int rc)
 {
-    assert_lock_absent("get_or_set:ck", "cache_get_or_set");
+    assert_lock_absent(cache_lock, "cache_get_or_set");
     assert_true(e->make_calls <= 1);
     if (rc) {
         free(e->value);
@@ -810,11 +812,11 @@ static void cache_after(env *e, int rc)
     assert_non_null(e->value);
     assert_int_equal(e->vlen, 6);
     assert_string_equal(e->value, "value!");
-    redisReply *r = rt_cmd(&rt_main, "GET ck");
+    redisReply *r = rt_cmd(&rt_main, "GET %s", cache_key);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "value!");
     freeReplyObject(r);
-    assert_lock_absent("get_or_set:ck", "cache_get_or_set");
+    assert_lock_absent(cache_lock, "cache_get_or_set");
 }
 
 /* the same walks with a 2 KiB lock name */
@@ -835,6 +837,13 @@ static void oom_long_names(void **state)
     walk(&wait, NULL);
     walk(&rel, NULL);
     walk(&with, NULL);
+    static const walk_spec cache = {"cache miss (2 KiB key)", base_setup, cache_call,
+                                    cache_after, base_teardown};
+    cache_key = long_name;
+    snprintf(cache_lock, sizeof cache_lock, "get_or_set:%s", long_name);
+    walk(&cache, NULL);
+    cache_key = "ck";
+    snprintf(cache_lock, sizeof cache_lock, "get_or_set:ck");
     acq_name = "acq";
     held_name = "held";
     with_name = "with";
