@@ -875,8 +875,8 @@ static int report(FILE *f, long long counter, bool counter_known)
             atomic_load(&sh->st_reads_stale), atomic_load(&sh->st_writes_stale),
             restarts ? "" : "", atomic_load(&sh->st_max_token));
     if (restarts)
-        fprintf(f, "storage refusals after the first restart (tokens start again at 1 on a "
-                   "server without persistence): %ld\n",
+        fprintf(f, "storage refusals after the first restart (stale holders; and every new "
+                   "holder, were tokens to start again at 1): %ld\n",
                 atomic_load(&sh->st_stale_after_restart));
     fprintf(f, "stale writes the storage accepted (the writer's acquisition was older than "
                "one the storage had already seen): %ld\n",
@@ -921,8 +921,8 @@ static int report(FILE *f, long long counter, bool counter_known)
     REQUIRE(st_w == st_v && atomic_load(&sh->st_lost) == 0,
             "the fenced storage lost %ld updates", st_w - st_v);
     REQUIRE(atomic_load(&sh->st_stale_accepted) == 0,
-            "fencing let %ld stale writes through (tokens are not increasing across the "
-            "restarts of a server without persistence)",
+            "fencing let %ld stale writes through (are tokens increasing across the "
+            "restarts of a server without persistence?)",
             atomic_load(&sh->st_stale_accepted));
     REQUIRE(SUM(stale_unnoticed) == 0, "%ld stale holders released OK without on_lost",
             SUM(stale_unnoticed));
