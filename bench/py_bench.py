@@ -458,11 +458,7 @@ def cmd_scale_renew(a):
     tc1 = info_client.info("stats")["total_commands_processed"]
     rss = vm_kb("VmRSS")
     nthreads = threading.active_count()
-    stop.set()
-    join_until = time.monotonic() + 15
-    for th in threads:
-        if th.is_alive():
-            th.join(timeout=max(0.0, join_until - time.monotonic()))
+    # verify while the renewals go on (as libredislock's do), then stop them
     mismatch = 0
     for lock in locks:
         try:
@@ -470,6 +466,11 @@ def cmd_scale_renew(a):
                 mismatch += 1
         except Exception:
             mismatch += 1
+    stop.set()
+    join_until = time.monotonic() + 15
+    for th in threads:
+        if th.is_alive():
+            th.join(timeout=max(0.0, join_until - time.monotonic()))
     rel_fail = 0
     for lock in locks:
         try:

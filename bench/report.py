@@ -100,7 +100,8 @@ def merge_unc(impl):
     m["pairs_per_s"] = m["pairs"] / m["time_s"]
     m["cpu_us_per_pair"] = m["cpu_s"] / m["pairs"] * 1e6
     m["user_us_per_pair"] = m["user_s"] / m["pairs"] * 1e6
-    for key in ("set_rates", "bare_pair_rates", "pair_rates", "py_set_rates"):
+    for key in ("set_rates", "bare_pair_rates", "bare_script_pair_rates", "pair_rates",
+                "py_set_rates"):
         if key in parts[0]:
             m[key] = [x for p in parts for x in p.get(key, [])]
     if "bare_pairs" in parts[0]:
@@ -130,10 +131,10 @@ def interleaved_ratio(u):
     return statistics.median(p / s for p, s in zip(u["pair_rates"], u["set_rates"]) if s)
 
 
-def interleaved_bare(u):
-    if not u or not u.get("set_rates"):
+def interleaved_bare(u, key="bare_pair_rates"):
+    if not u or not u.get("set_rates") or not u.get(key):
         return None
-    return statistics.median(p / s for p, s in zip(u["bare_pair_rates"], u["set_rates"]) if s)
+    return statistics.median(p / s for p, s in zip(u[key], u["set_rates"]) if s)
 
 
 uc = unc["c"] or {}
@@ -572,8 +573,8 @@ w("## 2. Uncontended acquire + release, one client")
 w("")
 w("`acquire(-1)` + `release()` in a loop on a free lock (no expiry: each library's "
   "default). For libredislock the windows alternate with a hiredis SET loop and with the "
-  "bare protocol pair over hiredis (`SET NX` + the release script, no library code) in "
-  "%s windows of %s ms each, and the ratio is the median of the per-window ratios. CPU = user+sys of the client process "
+  "bare protocol pairs over hiredis (no library code: `SET NX` + the release script, and "
+  "the same with the acquire done by a script of the library's shape) in %s windows of %s ms each, and the ratio is the median of the per-window ratios. CPU = user+sys of the client process "
   "(getrusage / time.process_time) over the loop." % (uc.get("rounds"), uc.get("window_ms")))
 w("")
 w("The measurement runs in %s rounds; in each, a hiredis SET loop (600 ms), then "
@@ -586,9 +587,13 @@ w("|---|---|---|---|---|---|---|")
 if uc.get("set_rates"):
     br = interleaved_bare(uc)
     bc = uc.get("bare_cpu_us_per_pair")
-    w("| bare protocol pair (hiredis, reference) | %s | %s | %s | %s | %s | |" % (
-        f(br * statistics.median(uc["set_rates"]) if br else None), f(br, 3),
+    w("| bare protocol pair (hiredis: `SET NX` + release script) | %s | %s | %s | %s | %s | |" % (
+        f(statistics.mean(uc["bare_pair_rates"])), f(br, 3),
         f(2 * br if br else None, 3), f(bc, 2), f(bc / RP_CPU if bc and RP_CPU else None, 3)))
+    bs = interleaved_bare(uc, "bare_script_pair_rates")
+    if bs:
+        w("| bare script pair (hiredis: acquire script of the library's shape + release script) | %s | %s | %s | | | |" % (
+            f(statistics.mean(uc["bare_script_pair_rates"])), f(bs, 3), f(2 * bs, 3)))
 for impl in IMPLS:
     u = unc[impl]
     if not u:
@@ -608,9 +613,10 @@ if ucu:
         f(ucu.get("user_us_per_pair"), 2)))
 w("")
 if uc.get("set_rates"):
-    w("Per-round (SET/s, bare pairs/s, libredislock pairs/s): " + "; ".join(
-        "%s / %s / %s" % (f(s), f(b), f(p)) for s, b, p in
-        zip(uc["set_rates"], uc["bare_pair_rates"], uc["pair_rates"])) + ".")
+    bsr = uc.get("bare_script_pair_rates") or [None] * len(uc["set_rates"])
+    w("Per window (SET/s, bare pairs/s, bare script pairs/s, libredislock pairs/s): " + "; ".join(
+        "%s / %s / %s / %s" % (f(s_), f(b), f(bs_), f(p)) for s_, b, bs_, p in
+        zip(uc["set_rates"], uc["bare_pair_rates"], bsr, uc["pair_rates"])) + ".")
     w("")
 for impl in ("redispy", "prl"):
     u = unc[impl]

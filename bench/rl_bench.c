@@ -435,6 +435,14 @@ static const char *RELEASE_SCRIPT =
     "redis.call('del', KEYS[2]) redis.call('lpush', KEYS[2], 1) "
     "redis.call('pexpire', KEYS[2], ARGV[2]) redis.call('del', KEYS[1]) return 0 end";
 
+/* The shape of the library's acquire script on its non-fencing path (a copy for the
+ * protocol-level reference; the library's own text is not part of the public API). */
+static const char *ACQUIRE_SCRIPT =
+    "local ok if ARGV[2] ~= '0' then ok = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) "
+    "else ok = redis.call('set', KEYS[1], ARGV[1], 'NX') end "
+    "if ok then return {1, 0} end "
+    "return {0, redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}";
+
 static int cmd_uncontended(opts_t *o)
 {
     int rounds = o->rounds ? o->rounds : 5, win = o->window_ms ? o->window_ms : 500;
@@ -445,9 +453,13 @@ static int cmd_uncontended(opts_t *o)
     char sha[64];
     snprintf(sha, sizeof sha, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
+    r = cmd(ctx, "SCRIPT LOAD %s", ACQUIRE_SCRIPT);
+    char asha[64];
+    snprintf(asha, sizeof asha, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
     const char *bare_key = "lock:bench:bare", *bare_sig = "lock-signal:bench:bare";
 
-    double set_rates[64], bare_rates[64], lock_rates[64];
+    double set_rates[64], bare_rates[64], lock_rates[64], script_rates[64];
     double lock_time = 0, lock_cpu = 0, set_time = 0;
     long lock_pairs = 0, set_n = 0, errors = 0, bare_pairs = 0;
     double bare_cpu = 0, lock_user = 0;
@@ -481,6 +493,18 @@ static int cmd_uncontended(opts_t *o)
         bare_rates[k] = (double)n / ((double)(now_ns() - t0) / 1e9);
         bare_cpu += cpu_seconds(RUSAGE_SELF) - b0;
         bare_pairs += n;
+        /* 2b. the same with the acquire done by a script of the library's shape */
+        n = 0;
+        end = now_ns() + (int64_t)win * 1000000;
+        t0 = now_ns();
+        while (now_ns() < end && n < 10000000L) {
+            r = cmd(ctx, "EVALSHA %s 2 %s lock-fence:bench:bare bareid 0 0", asha, bare_key);
+            freeReplyObject(r);
+            r = cmd(ctx, "EVALSHA %s 2 %s %s bareid 1000", sha, bare_key, bare_sig);
+            freeReplyObject(r);
+            n++;
+        }
+        script_rates[k] = (double)n / ((double)(now_ns() - t0) / 1e9);
         /* 3. redis_lock pairs */
         n = 0;
         double c0 = cpu_seconds(RUSAGE_SELF), u0 = user_seconds();
@@ -515,6 +539,9 @@ static int cmd_uncontended(opts_t *o)
     printf("],\"bare_pair_rates\":[");
     for (int k = 0; k < rounds; k++)
         printf("%s%.1f", k ? "," : "", bare_rates[k]);
+    printf("],\"bare_script_pair_rates\":[");
+    for (int k = 0; k < rounds; k++)
+        printf("%s%.1f", k ? "," : "", script_rates[k]);
     printf("],\"pair_rates\":[");
     for (int k = 0; k < rounds; k++)
         printf("%s%.1f", k ? "," : "", lock_rates[k]);
