@@ -14,19 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* try_result is private to src/lock.c; this mirrors its fields (bool acquired, mine;
- * int64_t token, pttl) and pads generously so a layout change cannot overflow. */
-typedef struct {
-    bool acquired;
-    bool mine;
-    int64_t token;
-    int64_t pttl;
-} try_result_mirror;
-typedef union {
-    try_result_mirror t;
-    unsigned char pad[256];
-} try_result_buf;
-int rl_parse_acquire_reply(const redisReply *r, const char *id, void *out);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -37,7 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void check_acquire_reply(const redisReply *r, const char *id)
 {
-    try_result_buf res;
+    try_result res;
     memset(&res, 0xa5, sizeof res);
     int rc = rl_parse_acquire_reply(r, id, &res);
     FUZZ_CHECK(rc == 0 || rc == REDIS_LOCK_ESERVER, "rl_parse_acquire_reply returned %d", rc);
@@ -47,16 +34,16 @@ static void check_acquire_reply(const redisReply *r, const char *id)
     FUZZ_CHECK(r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
                    r->element[0]->type == REDIS_REPLY_INTEGER,
                "accepted a reply of type %d", r->type);
-    if (res.t.acquired) {
+    if (res.acquired) {
         FUZZ_CHECK(r->element[0]->integer == 1 && r->elements == 2 &&
                        r->element[1]->type == REDIS_REPLY_INTEGER &&
-                       res.t.token == r->element[1]->integer,
+                       res.token == r->element[1]->integer,
                    "acquired from a malformed reply");
-        FUZZ_CHECK(!res.t.mine, "acquired and mine at once");
+        FUZZ_CHECK(!res.mine, "acquired and mine at once");
     } else {
         FUZZ_CHECK(r->element[0]->integer == 0 && r->elements == 3, "busy from a bad reply");
-        FUZZ_CHECK(res.t.pttl >= -2, "pttl %lld accepted", (long long)res.t.pttl);
-        FUZZ_CHECK(!res.t.mine || (r->element[1]->type == REDIS_REPLY_STRING &&
+        FUZZ_CHECK(res.pttl >= -2, "pttl %lld accepted", (long long)res.pttl);
+        FUZZ_CHECK(!res.mine || (r->element[1]->type == REDIS_REPLY_STRING &&
                                    r->element[1]->len == strlen(id) &&
                                    memcmp(r->element[1]->str, id, r->element[1]->len) == 0),
                    "mine for another owner");

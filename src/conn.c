@@ -214,6 +214,16 @@ int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t l
     return 0;
 }
 
+/* The reader failed: out of memory (hiredis reports it as REDIS_ERR_OOM), or a protocol
+ * error; either way the connection's stream is lost. */
+static int reader_error(redis_lock_client *c, rl_conn *conn)
+{
+    if (conn->reader->err == REDIS_ERR_OOM)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory reading a reply from Redis");
+    return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s", c->url.masked,
+                    conn->reader->errstr);
+}
+
 int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t deadline_ms,
                  int wake_fd)
 {
@@ -221,8 +231,7 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
     for (;;) {
         void *reply = NULL;
         if (redisReaderGetReply(conn->reader, &reply) != REDIS_OK)
-            return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s", c->url.masked,
-                            conn->reader->errstr);
+            return reader_error(c, conn);
         if (reply) {
             *out = reply;
             return 0;
@@ -231,8 +240,7 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
         ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
         if (n > 0) {
             if (redisReaderFeed(conn->reader, buf, (size_t)n) != REDIS_OK)
-                return rl_error(REDIS_LOCK_ECONN, "bad reply from Redis at %s: %s",
-                                c->url.masked, conn->reader->errstr);
+                return reader_error(c, conn);
             /* the command timeout bounds silence, not the transfer of a large reply */
             if (wake_fd < 0 && deadline_ms != RL_INFINITE)
                 deadline_ms = rl_now_ms() + c->opts.command_timeout_ms;

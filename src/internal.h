@@ -156,6 +156,16 @@ struct redis_lock {
     struct redis_lock *renew_next;
 };
 
+/* What one try of the acquire script found. */
+typedef struct {
+    bool acquired; /* we set the key */
+    bool mine;     /* the key holds our id already */
+    int64_t token;
+    int64_t pttl; /* holder's remaining TTL: -1 none, -2 gone */
+} try_result;
+/* Check the acquire script's reply strictly; ESERVER for any other shape. */
+int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out);
+
 int rl_renewer_add(redis_lock *lock);
 void rl_renewer_remove(redis_lock *lock);
 void rl_renewer_stop(redis_lock_client *c);

@@ -241,14 +241,6 @@ static int enter(redis_lock *l)
 
 /* ---- acquire ---- */
 
-typedef struct {
-    bool acquired; /* we set the key */
-    bool mine;     /* the key holds our id already */
-    int64_t token;
-    int64_t pttl; /* holder's remaining TTL: -1 none, -2 gone */
-} try_result;
-
-int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out);
 int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
 {
     memset(out, 0, sizeof *out);

@@ -88,8 +88,9 @@ static int build_masked(rl_url *u)
         snprintf(u->masked, n, "unix://%s%s%s%s/%s?db=%d", u->user ? u->user : "",
                  u->password ? ":***" : "", cred_sep, "", u->host + (u->host[0] == '/'), u->db);
     else
-        snprintf(u->masked, n, "redis://%s%s%s%s%s/%d", u->user ? u->user : "",
-                 u->password ? ":***" : "", cred_sep, u->host, port, u->db);
+        snprintf(u->masked, n, "redis://%s%s%s%s%s%s%s/%d", u->user ? u->user : "",
+                 u->password ? ":***" : "", cred_sep, strchr(u->host, ':') ? "[" : "", u->host,
+                 strchr(u->host, ':') ? "]" : "", port, u->db);
     return 0;
 }
 
