@@ -52,6 +52,7 @@ def verdict(ok):
 
 
 env = load("env") or {}
+env.update(load("env_scale") or {})
 env_end = load("env_end") or {}
 results = {"env": env, "env_end": env_end}
 
