@@ -106,6 +106,16 @@ int rl_client_get(redis_lock_client *c, rl_conn **out)
     return rc;
 }
 
+void rl_client_ensure_spare(redis_lock_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool have = c->pool != NULL;
+    pthread_mutex_unlock(&c->mu);
+    rl_conn *conn;
+    if (!have && rl_client_get(c, &conn) == 0)
+        rl_client_put(c, conn, true);
+}
+
 void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok)
 {
     if (!conn)

@@ -105,6 +105,9 @@ struct redis_lock_client {
 };
 /* Take a healthy connection from the pool, or open one. */
 int rl_client_get(redis_lock_client *c, rl_conn **out);
+/* Make sure an idle connection waits in the pool (best effort): a wait that must end
+ * itself sends CLIENT UNBLOCK from it, without paying a connect at its deadline. */
+void rl_client_ensure_spare(redis_lock_client *c);
 /* Give it back (ok) or close it (!ok: its state is unknown). */
 void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok);
 void rl_log(redis_lock_client *c, int level, const char *fmt, ...) RL_FORMAT(3, 4);

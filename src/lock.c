@@ -278,7 +278,8 @@ static int try_acquire(redis_lock *l, rl_conn *conn, try_result *res)
     size_t keylens[2] = {l->key_len, l->fence_len};
     const char *args[3] = {l->id, px, l->opts.fencing ? "1" : "0"};
     redisReply *r = NULL;
-    int rc = rl_script(l->client, conn, RL_SCRIPT_ACQUIRE, &r, 2, keys, keylens, 3, args, NULL);
+    int rc = rl_script_in(l->client, conn, RL_SCRIPT_ACQUIRE, &r, 2, keys, keylens, 3, args,
+                          NULL, l->scratch, l->scratch_cap);
     if (!rc)
         rc = rl_parse_acquire_reply(r, l->id, res);
     if (r)
@@ -323,22 +324,49 @@ static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
     return 0;
 }
 
+/* Append one acquire try (the acquire script) to a pipeline. */
+static int append_try(redis_lock *l, rl_buf *b)
+{
+    char px[24];
+    rl_fmt_ms(px, sizeof px, l->opts.expire_ms);
+    const char *keys[2] = {l->key, l->fence_key};
+    size_t keylens[2] = {l->key_len, l->fence_len};
+    const char *args[3] = {l->id, px, l->opts.fencing ? "1" : "0"};
+    return rl_script_append(b, RL_SCRIPT_ACQUIRE, 2, keys, keylens, 3, args, NULL);
+}
+
+/* The outcome of a wait. */
+typedef struct {
+    bool popped;     /* a release signal was consumed */
+    bool have_try;   /* the try queued behind the BLPOP ran: res holds its result */
+    bool maybe_tried;/* the connection was lost: that try may or may not have run */
+    int64_t tried_ms;/* when its answer came (about when it ran) */
+    try_result res;
+} wait_outcome;
+
 /* BLPOP on the signal list until woken, until `until` (RL_INFINITE: no limit), or a
- * cancel. *popped: a release signal was consumed. On error the connection is closed. */
-static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, bool *popped)
+ * cancel. The next try is queued on the same connection behind the BLPOP, so that Redis
+ * runs it the moment the BLPOP returns, in the same event-loop turn as the release that
+ * woke us: the hand-off costs no round trip of ours. On error the connection is closed. */
+static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, wait_outcome *w)
 {
     redis_lock_client *c = l->client;
     rl_conn *conn = *connp;
-    *popped = false;
+    memset(w, 0, sizeof *w);
     char secs[24] = "0";
     if (until != RL_INFINITE) /* the server's timer is only a backstop for ours */
         rl_fmt_ms(secs, sizeof secs, (until - rl_now_ms()) / 1000 + 2);
     const char *argv[3] = {"BLPOP", l->signal_key, secs};
     size_t lens[3] = {5, l->signal_len, strlen(secs)};
     rl_buf b = {0};
+    rl_buf_borrow(&b, l->scratch, l->scratch_cap);
     int rc = rl_buf_add(&b, 3, argv, lens);
     if (!rc)
+        rc = append_try(l, &b);
+    if (!rc) {
+        w->maybe_tried = true;
         rc = rl_conn_send(c, conn, b.data, b.len);
+    }
     rl_buf_free(&b);
     redisReply *r = NULL;
     while (!rc) {
@@ -351,23 +379,47 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, bool *popp
         (void)n;
         rc = 0;
     }
+    int outcome = WAIT_WOKEN, blpop_err = 0;
+    if (rc == 0) {
+        blpop_err = rl_reply_error(r, "BLPOP on the signal list failed");
+        w->popped = r->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(r);
+        r = NULL;
+    } else if (rc > 0) {
+        /* Our timer ran out (2) or a cancel came (1): end the BLPOP ourselves. */
+        outcome = rc == 1 ? WAIT_CANCELED : WAIT_TIMEOUT;
+        rc = unblock(l, connp, &w->popped);
+        conn = *connp;
+        if (!rc && !conn)
+            return outcome; /* dropped: w->maybe_tried stays set */
+    }
     if (rc < 0) {
+        if (*connp)
+            rl_conn_close(*connp);
+        *connp = NULL;
+        return rc;
+    }
+    /* the queued try's answer */
+    rc = rl_conn_read(c, conn, &r, rl_now_ms() + c->opts.command_timeout_ms, -1);
+    if (rc) {
         rl_conn_close(conn);
         *connp = NULL;
         return rc;
     }
-    if (rc == 0) {
-        int err = rl_reply_error(r, "BLPOP on the signal list failed");
-        *popped = r->type == REDIS_REPLY_ARRAY;
-        freeReplyObject(r);
-        return err ? err : WAIT_WOKEN;
+    w->maybe_tried = false;
+    w->tried_ms = rl_now_ms();
+    if (rl_is_noscript(r)) {
+        /* script cache flushed: no try ran; the next one is sent with EVAL fallback */
+    } else if ((rc = rl_reply_error(r, "lock script failed")) == 0) {
+        rc = rl_parse_acquire_reply(r, l->id, &w->res);
+        w->have_try = rc == 0;
     }
-    /* Our timer ran out (2) or a cancel came (1): end the BLPOP ourselves. */
-    bool canceled = rc == 1;
-    rc = unblock(l, connp, popped);
-    if (rc)
-        return rc;
-    return canceled ? WAIT_CANCELED : WAIT_TIMEOUT;
+    freeReplyObject(r);
+    if (w->have_try && w->res.acquired)
+        return outcome; /* we hold the lock, whatever else went wrong */
+    if (blpop_err)
+        return blpop_err;
+    return rc ? rc : outcome;
 }
 
 /* A consumed signal that we will not act on goes back for the next waiter. */
@@ -454,6 +506,7 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
     int64_t backoff = 10;
     int conn_failures = 0;
     bool uncertain = false; /* a try was sent but its answer lost */
+    bool have_res = false;  /* res already holds a try's answer (queued behind a wait) */
     rl_conn *conn = NULL;
     try_result res;
     int64_t sent = now;
@@ -466,28 +519,34 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
                 rl_now_ms() < deadline) {
                 rl_log(c, LOG_WARNING, "%s; retrying", redis_lock_last_error());
                 backoff_sleep(l, &backoff, deadline);
-                if (take_cancel(l))
+                if (take_cancel(l)) {
+                    if (uncertain)
+                        release_now(l); /* an unanswered try may have taken it */
                     return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+                }
                 continue;
             }
             if (rc)
                 return rc;
         }
-        if (!uncertain)
-            sent = rl_now_ms(); /* an unanswered try may have set the key: keep its time */
-        rc = try_acquire(l, conn, &res);
-        if (rc == REDIS_LOCK_ECONN) {
-            rl_conn_close(conn);
-            conn = NULL;
-            uncertain = true;
-            if (timeout_ms == 0 && conn_failures++ > 0)
+        if (!have_res) {
+            if (!uncertain)
+                sent = rl_now_ms(); /* an unanswered try may have set the key: keep its time */
+            rc = try_acquire(l, conn, &res);
+            if (rc == REDIS_LOCK_ECONN) {
+                rl_conn_close(conn);
+                conn = NULL;
+                uncertain = true;
+                if (timeout_ms == 0 && conn_failures++ > 0)
+                    return rc;
+                continue;
+            }
+            if (rc) {
+                rl_client_put(c, conn, rc == REDIS_LOCK_ESERVER);
                 return rc;
-            continue;
+            }
         }
-        if (rc) {
-            rl_client_put(c, conn, rc == REDIS_LOCK_ESERVER);
-            return rc;
-        }
+        have_res = false;
         if (res.mine && uncertain) {
             /* Our earlier try did set the key before its connection broke. */
             res.acquired = true;
@@ -520,14 +579,18 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
             until = now + res.pttl + 1; /* Redis deletes the key 1 ms after PTTL reaches 0 */
         rl_log(c, LOG_DEBUG, "waiting for %s (holder's ttl %lld ms)", l->name,
                (long long)res.pttl);
-        bool popped;
-        rc = wait_signal(l, &conn, until, &popped);
-        if (rc == WAIT_CANCELED || (rc >= 0 && popped && atomic_load(&l->cancel))) {
-            if (popped)
-                pass_signal_on(l, &conn);
-            take_cancel(l);
-            rl_client_put(c, conn, true);
-            return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+        if (until != RL_INFINITE)
+            rl_client_ensure_spare(c);
+        wait_outcome w;
+        sent = rl_now_ms(); /* the queued try runs after this: a safe lower bound */
+        rc = wait_signal(l, &conn, until, &w);
+        if (w.maybe_tried)
+            uncertain = true;
+        if (w.have_try) {
+            res = w.res;
+            have_res = true;
+            /* it ran the moment the BLPOP returned, about when its answer came */
+            sent = w.tried_ms;
         }
         if (rc == REDIS_LOCK_ECONN) {
             rl_log(c, LOG_WARNING, "%s; reconnecting", redis_lock_last_error());
@@ -538,9 +601,19 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
             rl_client_put(c, conn, true);
             return rc;
         }
+        if (atomic_load(&l->cancel) && !(have_res && res.acquired)) {
+            /* (a lock the queued try won is released after the loop, like any other) */
+            take_cancel(l);
+            if (uncertain)
+                release_now(l); /* the queued try may have taken it: give it back */
+            else if (w.popped && !have_res)
+                pass_signal_on(l, &conn);
+            rl_client_put(c, conn, true);
+            return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+        }
         backoff = 10;
-        /* woken or timed out: try again; the deadline is checked after the try, so a
-         * signal that raced our timer is still used */
+        /* woken or timed out: the queued try's answer (or a new try) is judged at the top,
+         * and the deadline after it, so a signal that raced our timer is still used */
     }
 
     rl_client_put(c, conn, true);
