@@ -638,7 +638,11 @@ w("## 3. Contended: N processes looping on one lock")
 w("")
 w("Each process: `acquire` (bounded by the run's end), hold, `release`, repeat, for %s s; "
   "every process its own client. Total = acquisitions by all processes; per process "
-  "min / avg / max; fairness = min / max." % f(env.get("contend_ms", 0) / 1000, 1))
+  "min / avg / max; fairness = min / max.%s" % (
+      f(env.get("contend_ms", 0) / 1000, 1),
+      " The issue asks for 10 s per run; 36 runs of 10 s (6 N × 2 holds × 3 implementations) "
+      "would not leave room for the rest in 10 minutes, so the full run uses 5 s."
+      if env.get("mode") == "full" and env.get("contend_ms", 0) < 10000 else ""))
 w("")
 for hold in (0, 10):
     w("### hold %d ms%s" % (hold, " (target: libredislock ≥ 1.5 × the best peer at every N)"
