@@ -81,6 +81,10 @@ static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
             int64_t left_us = deadline_ms * 1000 - rl_now_us();
             if (left_us <= 0)
                 return 0;
+            /* the kernel may fire a poll up to 0.1% of its timeout late: aim a little
+             * early and finish with a short wait (the loop comes back here) */
+            if (left_us > 2000)
+                left_us -= left_us / 500 + 50;
             ts.tv_sec = (time_t)(left_us / 1000000);
             ts.tv_nsec = (long)(left_us % 1000000) * 1000L;
             tsp = &ts;

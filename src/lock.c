@@ -154,13 +154,16 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
     } else if ((rc = random_id(&l->id))) {
         goto fail;
     }
-    /* the longest command: EVAL of a script (its source) with the keys, the id and
-     * numbers, plus the protocol's framing */
-    l->scratch_cap = l->key_len + l->signal_len + l->fence_len + strlen(l->id) + 2048;
-    if (l->scratch_cap > sizeof((rl_buf *)0)->small &&
-        !(l->scratch = rl_malloc(l->scratch_cap))) {
-        rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a lock");
-        goto fail;
+    /* An EVALSHA with the keys, the id and numbers (and the protocol's framing) fits the
+     * inline buffer for usual names; longer ones get room of their own, with space for an
+     * EVAL of the script's source after a SCRIPT FLUSH. */
+    size_t need = l->key_len + l->signal_len + l->fence_len + strlen(l->id) + 256;
+    if (need > sizeof((rl_buf *)0)->small) {
+        l->scratch_cap = need + 2048;
+        if (!(l->scratch = rl_malloc(l->scratch_cap))) {
+            rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a lock");
+            goto fail;
+        }
     }
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake_fd < 0) {
