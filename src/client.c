@@ -100,10 +100,7 @@ int rl_client_get(redis_lock_client *c, rl_conn **out)
         rl_log(c, LOG_DEBUG, "dropping a stale connection to %s", c->url.masked);
         rl_conn_close(conn);
     }
-    int rc = rl_conn_open(c, out);
-    if (!rc)
-        __atomic_fetch_add(&c->connections_opened, 1, __ATOMIC_RELAXED);
-    return rc;
+    return rl_conn_open(c, out);
 }
 
 void rl_client_ensure_spare(redis_lock_client *c)

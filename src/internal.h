@@ -99,7 +99,6 @@ struct redis_lock_client {
     rl_url url;
     pthread_mutex_t mu; /* guards pool */
     rl_conn *pool;
-    int connections_opened; /* statistics */
     unsigned long fork_gen;
     struct rl_renewer *renewer;
 };

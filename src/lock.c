@@ -273,16 +273,33 @@ bad:
     return rl_error(REDIS_LOCK_ESERVER, "unexpected reply to the acquire script");
 }
 
+/* The acquire script's keys and arguments for this handle. */
+typedef struct {
+    char px[24];
+    const char *keys[2];
+    size_t keylens[2];
+    const char *args[3];
+} try_call;
+
+static void try_call_init(const redis_lock *l, try_call *t)
+{
+    rl_fmt_ms(t->px, sizeof t->px, l->opts.expire_ms);
+    t->keys[0] = l->key;
+    t->keys[1] = l->fence_key;
+    t->keylens[0] = l->key_len;
+    t->keylens[1] = l->fence_len;
+    t->args[0] = l->id;
+    t->args[1] = t->px;
+    t->args[2] = l->opts.fencing ? "1" : "0";
+}
+
 static int try_acquire(redis_lock *l, rl_conn *conn, try_result *res)
 {
-    char px[24];
-    rl_fmt_ms(px, sizeof px, l->opts.expire_ms);
-    const char *keys[2] = {l->key, l->fence_key};
-    size_t keylens[2] = {l->key_len, l->fence_len};
-    const char *args[3] = {l->id, px, l->opts.fencing ? "1" : "0"};
+    try_call t;
+    try_call_init(l, &t);
     redisReply *r = NULL;
-    int rc = rl_script_in(l->client, conn, RL_SCRIPT_ACQUIRE, &r, 2, keys, keylens, 3, args,
-                          NULL, l->scratch, l->scratch_cap);
+    int rc = rl_script_in(l->client, conn, RL_SCRIPT_ACQUIRE, &r, 2, t.keys, t.keylens, 3,
+                          t.args, NULL, l->scratch, l->scratch_cap);
     if (!rc)
         rc = rl_parse_acquire_reply(r, l->id, res);
     if (r)
@@ -330,12 +347,9 @@ static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
 /* Append one acquire try (the acquire script) to a pipeline. */
 static int append_try(redis_lock *l, rl_buf *b)
 {
-    char px[24];
-    rl_fmt_ms(px, sizeof px, l->opts.expire_ms);
-    const char *keys[2] = {l->key, l->fence_key};
-    size_t keylens[2] = {l->key_len, l->fence_len};
-    const char *args[3] = {l->id, px, l->opts.fencing ? "1" : "0"};
-    return rl_script_append(b, RL_SCRIPT_ACQUIRE, 2, keys, keylens, 3, args, NULL);
+    try_call t;
+    try_call_init(l, &t);
+    return rl_script_append(b, RL_SCRIPT_ACQUIRE, 2, t.keys, t.keylens, 3, t.args, NULL);
 }
 
 /* The outcome of a wait. */

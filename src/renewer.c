@@ -21,7 +21,6 @@ typedef struct rl_renewer {
     bool stop;
     redis_lock *head;     /* registered locks */
     rl_conn *conn;
-    size_t count;
 } rl_renewer;
 
 static pthread_mutex_t create_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -38,7 +37,6 @@ static void unlink_lock(rl_renewer *r, redis_lock *l)
             *p = l->renew_next;
             l->renew_next = NULL;
             l->renew_registered = false;
-            r->count--;
             return;
         }
     }
@@ -256,7 +254,6 @@ int rl_renewer_add(redis_lock *l)
         l->renew_registered = true;
         l->renew_next = r->head;
         r->head = l;
-        r->count++;
     }
     l->renew_due_ms = rl_now_ms() + interval_of(l);
     pthread_cond_signal(&r->wake);
