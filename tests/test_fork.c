@@ -1,4 +1,4 @@
-/* labels: threaded forks */
+/* labels: forks */
 /* A forked child uses its parent's client: it gets connections of its own, never
  * touches the parent's sockets, does not inherit renewals; the parent goes on unharmed. */
 #include "harness.h"
