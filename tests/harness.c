@@ -282,6 +282,17 @@ redis_lock_client *rt_client_url(const char *url)
     return c;
 }
 
+redis_lock *rt_new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
+{
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.expire_ms = expire_ms;
+    redis_lock *l = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
+    assert_non_null(l);
+    return l;
+}
+
 redis_lock_client *rt_client(const rt_server *s)
 {
     return rt_client_url(s->url);

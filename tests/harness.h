@@ -46,6 +46,9 @@ long long rt_cmd_int(const rt_server *s, const char *fmt, ...);
 redis_lock_client *rt_client(const rt_server *s);
 redis_lock_client *rt_client_url(const char *url);
 
+/* A lock handle with expire_ms and otherwise default options; fails the test on error. */
+redis_lock *rt_new_lock(redis_lock_client *c, const char *name, int64_t expire_ms);
+
 int64_t rt_now_us(void);
 int64_t rt_now_ms(void);
 void rt_sleep_ms(int64_t ms);

@@ -15,17 +15,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
-{
-    redis_lock_options o;
-    redis_lock_options_init(&o);
-    o.expire_ms = expire_ms;
-    redis_lock *l = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
-    assert_non_null(l);
-    return l;
-}
-
 static redis_lock *new_lock_id(redis_lock_client *c, const char *name, const char *id)
 {
     redis_lock_options o;
@@ -49,7 +38,7 @@ static void busy_try_and_timeout(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "busy", 0), *b = new_lock(c, "busy", 0);
+    redis_lock *a = rt_new_lock(c, "busy", 0), *b = rt_new_lock(c, "busy", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     assert_rl(REDIS_LOCK_BUSY, redis_lock_acquire(b, 0));
     assert_true(redis_lock_last_error()[0] != '\0');
@@ -101,7 +90,7 @@ static void ealready_not_after_expiry(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "alx", 150);
+    redis_lock *a = rt_new_lock(c, "alx", 150);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     assert_rl(REDIS_LOCK_EALREADY, redis_lock_acquire(a, 0));
     rt_sleep_ms(400);
@@ -118,7 +107,7 @@ static void enotheld_never_acquired_and_twice(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "nh", 1000), *b = new_lock(c, "nh", 1000);
+    redis_lock *a = rt_new_lock(c, "nh", 1000), *b = rt_new_lock(c, "nh", 1000);
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(a));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_extend(a, 1000));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
@@ -137,14 +126,14 @@ static void enotheld_after_expiry(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "nhx", 150);
+    redis_lock *a = rt_new_lock(c, "nhx", 150);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     rt_sleep_ms(400);
     assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:nhx"), 0);
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_extend(a, 1000));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(a));
     /* and when someone else took it after the expiry */
-    redis_lock *b = new_lock(c, "nhx", 0);
+    redis_lock *b = rt_new_lock(c, "nhx", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     rt_sleep_ms(400);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(b, 0));
@@ -165,7 +154,7 @@ static void enotheld_after_reset(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "nhr", 0), *b = new_lock(c, "nhr", 0);
+    redis_lock *a = rt_new_lock(c, "nhr", 0), *b = rt_new_lock(c, "nhr", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_reset(b));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(a));
@@ -242,7 +231,7 @@ static void einval_lock_options(void **state)
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_reset(NULL));
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_cancel(NULL));
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_reset_all(NULL, NULL));
-    redis_lock *ok = new_lock(c, "x", 0);
+    redis_lock *ok = rt_new_lock(c, "x", 0);
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_locked(ok, NULL));
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_ttl(ok, NULL));
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_get_owner_id(ok, NULL));
@@ -257,7 +246,7 @@ static void einval_timeouts_and_extend(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "to", 0), *e = new_lock(c, "to2", 1000);
+    redis_lock *l = rt_new_lock(c, "to", 0), *e = rt_new_lock(c, "to2", 1000);
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_acquire(l, -2));
     assert_error_mentions("timeout");
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_acquire(l, INT64_MIN));
@@ -313,7 +302,7 @@ static void etoolong_only_positive_timeouts(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "tl", 300), *h = new_lock(c, "tl", 0);
+    redis_lock *l = rt_new_lock(c, "tl", 300), *h = rt_new_lock(c, "tl", 0);
     assert_rl(REDIS_LOCK_ETOOLONG, redis_lock_acquire(l, 301));
     assert_error_mentions("expir");
     assert_rl(REDIS_LOCK_ETOOLONG, redis_lock_acquire(l, 100000));
@@ -352,7 +341,7 @@ static void enoexpire(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *n = new_lock(c, "ne", 0), *e = new_lock(c, "ne2", 5000);
+    redis_lock *n = rt_new_lock(c, "ne", 0), *e = rt_new_lock(c, "ne2", 5000);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(n, 0));
     assert_rl(REDIS_LOCK_ENOEXPIRE, redis_lock_extend(n, 1000));
     assert_int_equal(rt_cmd_int(&rt_main, "PTTL lock:ne"), -1);
@@ -418,7 +407,7 @@ static void eserver_wrongtype(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "x", 1000);
+    redis_lock *l = rt_new_lock(c, "x", 1000);
     assert_int_equal(rt_cmd_int(&rt_main, "RPUSH lock:x a b"), 2);
     assert_rl(REDIS_LOCK_ESERVER, redis_lock_acquire(l, 0));
     assert_error_mentions("WRONGTYPE");
@@ -435,11 +424,11 @@ static void eserver_wrongtype(void **state)
     /* the list is untouched */
     assert_int_equal(rt_cmd_int(&rt_main, "LLEN lock:x"), 2);
     /* the client is still fine after error replies */
-    redis_lock *ok = new_lock(c, "fine", 0);
+    redis_lock *ok = rt_new_lock(c, "fine", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(ok, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(ok));
     /* the signal list of another type */
-    redis_lock *s = new_lock(c, "sig", 0), *h = new_lock(c, "sig", 0);
+    redis_lock *s = rt_new_lock(c, "sig", 0), *h = rt_new_lock(c, "sig", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     redisReply *r = rt_cmd(&rt_main, "SET lock-signal:sig notalist");
     freeReplyObject(r);
@@ -483,7 +472,7 @@ static void with_runs_fn_under_lock(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "w", 0);
+    redis_lock *l = rt_new_lock(c, "w", 0);
     with_arg a = {l, c, 0, 0, false, false};
     assert_rl(REDIS_LOCK_OK, redis_lock_with(l, 0, with_fn, &a));
     assert_int_equal(a.calls, 1);
@@ -505,7 +494,7 @@ static void with_busy_does_not_call_fn(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "wb", 0), *h = new_lock(c, "wb", 0);
+    redis_lock *l = rt_new_lock(c, "wb", 0), *h = rt_new_lock(c, "wb", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     with_arg a = {l, c, 0, 0, false, false};
     assert_rl(REDIS_LOCK_BUSY, redis_lock_with(l, 0, with_fn, &a));
@@ -531,7 +520,7 @@ static void with_release_result(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "wr", 0);
+    redis_lock *l = rt_new_lock(c, "wr", 0);
     /* fn succeeded but the lock was lost meanwhile: the release's ENOTHELD */
     with_arg a = {l, c, 0, 0, false, true};
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_with(l, 0, with_fn, &a));
@@ -568,7 +557,7 @@ static void cancel_from_another_thread(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "cx", 0), *w = new_lock(c, "cx", 0);
+    redis_lock *h = rt_new_lock(c, "cx", 0), *w = rt_new_lock(c, "cx", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     for (int round = 0; round < 2; round++) {
         acq_arg a = {w, round == 0 ? -1 : 10000, 0, -100, 0};
@@ -601,7 +590,7 @@ static void cancel_pending_before_wait(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "cp", 0), *w = new_lock(c, "cp", 0);
+    redis_lock *h = rt_new_lock(c, "cp", 0), *w = rt_new_lock(c, "cp", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     /* a cancel that lands before the wait begins still cancels it, at once */
     assert_rl(REDIS_LOCK_OK, redis_lock_cancel(w));
@@ -646,7 +635,7 @@ static void cancel_from_signal_handler(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "cs", 0), *w = new_lock(c, "cs", 0);
+    redis_lock *h = rt_new_lock(c, "cs", 0), *w = rt_new_lock(c, "cs", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     alarm_lock = w;
     struct sigaction sa, old;

@@ -6,21 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
-{
-    redis_lock_options o;
-    redis_lock_options_init(&o);
-    o.expire_ms = expire_ms;
-    redis_lock *l = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
-    return l;
-}
-
 static void acquire_release(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "basic", 0), *b = new_lock(c, "basic", 0);
+    redis_lock *a = rt_new_lock(c, "basic", 0), *b = rt_new_lock(c, "basic", 0);
     assert_int_equal(strlen(redis_lock_id(a)), 24);
     assert_string_not_equal(redis_lock_id(a), redis_lock_id(b));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
@@ -68,7 +58,7 @@ typedef struct {
 static void *waiter(void *p)
 {
     waiter_arg *w = p;
-    redis_lock *l = new_lock(w->c, "handoff", 0);
+    redis_lock *l = rt_new_lock(w->c, "handoff", 0);
     int64_t t0 = rt_now_ms();
     w->rc = redis_lock_acquire(l, 5000);
     w->waited_ms = rt_now_ms() - t0;
@@ -82,7 +72,7 @@ static void release_wakes_waiter(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "handoff", 0);
+    redis_lock *a = rt_new_lock(c, "handoff", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     waiter_arg w = {c, 0, -100};
     pthread_t t;
@@ -100,7 +90,7 @@ static void timeout_returns_busy(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "to", 0), *b = new_lock(c, "to", 0);
+    redis_lock *a = rt_new_lock(c, "to", 0), *b = rt_new_lock(c, "to", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     int64_t t0 = rt_now_ms();
     assert_rl(REDIS_LOCK_BUSY, redis_lock_acquire(b, 300));
@@ -116,7 +106,7 @@ static void expired_holder_taken_over(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "exp", 400), *b = new_lock(c, "exp", 0);
+    redis_lock *a = rt_new_lock(c, "exp", 400), *b = rt_new_lock(c, "exp", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     int64_t t0 = rt_now_ms();
     /* a never releases: b must get it right after the key expires, not a period later */
@@ -134,7 +124,7 @@ static void extend_and_errors(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *a = new_lock(c, "ext", 1000), *n = new_lock(c, "noexp", 0);
+    redis_lock *a = rt_new_lock(c, "ext", 1000), *n = rt_new_lock(c, "noexp", 0);
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_extend(a, 5000));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_extend(a, 5000));

@@ -15,16 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
-{
-    redis_lock_options o;
-    redis_lock_options_init(&o);
-    o.expire_ms = expire_ms;
-    redis_lock *l = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
-    return l;
-}
-
 static void script_flush(const rt_server *s)
 {
     redisReply *r = rt_cmd(s, "SCRIPT FLUSH");
@@ -49,7 +39,7 @@ static void script_flush_falls_back_to_eval(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "sf", 5000), *o = new_lock(c, "sf", 0);
+    redis_lock *l = rt_new_lock(c, "sf", 5000), *o = rt_new_lock(c, "sf", 0);
     redisReply *r = rt_cmd(&rt_main, "CONFIG RESETSTAT");
     freeReplyObject(r);
     /* every script on a flushed cache: acquire, extend, release, reset */
@@ -117,7 +107,7 @@ static void client_kill_next_call_works(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *l = new_lock(c, "ck", 10000);
+    redis_lock *l = rt_new_lock(c, "ck", 10000);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
     kill_normal_clients(&rt_main);
     AT_MOST_ONE_ECONN(REDIS_LOCK_OK, redis_lock_extend(l, 20000));
@@ -180,7 +170,7 @@ static void waiting_acquire_survives_client_kill(void **state)
 {
     (void)state;
     redis_lock_client *hc = rt_client(&rt_main), *wc = rt_client(&rt_main);
-    redis_lock *h = new_lock(hc, "wk", 0), *w = new_lock(wc, "wk", 0);
+    redis_lock *h = rt_new_lock(hc, "wk", 0), *w = rt_new_lock(wc, "wk", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     acq_arg a = {w, 10000, -100, 0, 0};
     pthread_t t;
@@ -220,7 +210,7 @@ static void waiting_acquire_survives_server_restart(void **state)
     rt_server s;
     rt_server_start(&s, NULL, 0);
     redis_lock_client *hc = rt_client(&s), *wc = rt_client(&s);
-    redis_lock *h = new_lock(hc, "rs", 0), *w = new_lock(wc, "rs", 0);
+    redis_lock *h = rt_new_lock(hc, "rs", 0), *w = rt_new_lock(wc, "rs", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     acq_arg a = {w, 15000, -100, 0, 0};
     pthread_t t;
@@ -295,7 +285,7 @@ static void dead_server_econn_no_sigpipe(void **state)
         o.auto_renewal = true;
         o.on_lost = on_lost;
         o.on_lost_payload = &lost;
-        redis_lock *l = NULL, *p = new_lock(c, "plain", 0), *w = new_lock(c, "plain", 0);
+        redis_lock *l = NULL, *p = rt_new_lock(c, "plain", 0), *w = rt_new_lock(c, "plain", 0);
         assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "renewed", &o));
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(p, 0));
@@ -376,7 +366,7 @@ static void unanswered_command_is_econn(void **state)
     co.command_timeout_ms = 300;
     redis_lock_client *c = NULL;
     assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &co));
-    redis_lock *l = new_lock(c, "frozen", 0);
+    redis_lock *l = rt_new_lock(c, "frozen", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
     kill(s.pid, SIGSTOP);
     int64_t t0 = rt_now_ms();
@@ -406,7 +396,7 @@ static void cancel_while_reconnecting(void **state)
     rt_server s;
     rt_server_start(&s, NULL, 0);
     redis_lock_client *c = rt_client(&s);
-    redis_lock *h = new_lock(c, "gone", 0), *w = new_lock(c, "gone", 0);
+    redis_lock *h = rt_new_lock(c, "gone", 0), *w = rt_new_lock(c, "gone", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     acq_arg a = {w, 30000, -100, 0, 0};
     pthread_t t;
@@ -466,7 +456,7 @@ static void descriptors_close_on_exec(void **state)
     redis_lock_options_init(&o);
     o.expire_ms = 1000;
     o.auto_renewal = true;
-    redis_lock *l = NULL, *h = new_lock(c, "cx", 0), *w = new_lock(c, "cx", 0);
+    redis_lock *l = NULL, *h = rt_new_lock(c, "cx", 0), *w = rt_new_lock(c, "cx", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "cloexec", &o));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));

@@ -9,16 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
-{
-    redis_lock_options o;
-    redis_lock_options_init(&o);
-    o.expire_ms = expire_ms;
-    redis_lock *l = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
-    return l;
-}
-
 static long long count_keys(const char *pattern)
 {
     redisReply *r = rt_cmd(&rt_main, "KEYS %s", pattern);
@@ -144,7 +134,7 @@ static void reset_all_our_own_locks(void **state)
     for (int i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof name, i % 2 ? "own:%d" : "own %d", i);
-        locks[i] = new_lock(c, name, i % 3 ? 60000 : 0);
+        locks[i] = rt_new_lock(c, name, i % 3 ? 60000 : 0);
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(locks[i], 0));
     }
     size_t count = 0;
@@ -186,8 +176,8 @@ static void reset_all_wakes_waiters(void **state)
     for (int i = 0; i < N; i++) {
         char name[16];
         snprintf(name, sizeof name, "wk%d", i);
-        h[i] = new_lock(c, name, 0);
-        w[i] = new_lock(c, name, 0);
+        h[i] = rt_new_lock(c, name, 0);
+        w[i] = rt_new_lock(c, name, 0);
         assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h[i], 0));
         a[i] = (acq_arg){w[i], -100, 0};
         assert_int_equal(pthread_create(&t[i], NULL, acq_thread, &a[i]), 0);
@@ -214,10 +204,10 @@ static void reset_single_lock_wakes_one(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "one", 0), *other = new_lock(c, "two", 0);
+    redis_lock *h = rt_new_lock(c, "one", 0), *other = rt_new_lock(c, "two", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(other, 0));
-    redis_lock *x = new_lock(c, "one", 0);
+    redis_lock *x = rt_new_lock(c, "one", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_reset(x));
     assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:one"), 0);
     assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:two"), 1);

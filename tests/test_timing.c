@@ -10,16 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expire_ms)
-{
-    redis_lock_options o;
-    redis_lock_options_init(&o);
-    o.expire_ms = expire_ms;
-    redis_lock *l = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, name, &o));
-    return l;
-}
-
 /* A client whose log callback counts the acquire's waits. */
 static atomic_int waits_logged;
 static void count_waits(int level, const char *message, void *payload)
@@ -48,7 +38,7 @@ static void vanished_holder_expiry_noticed(void **state)
 {
     (void)state;
     redis_lock_client *c = counting_client();
-    redis_lock *w = new_lock(c, "gone", 0);
+    redis_lock *w = rt_new_lock(c, "gone", 0);
     /* a holder that took the lock for 500 ms and died: nobody will ever release it */
     redisReply *r = rt_cmd(&rt_main, "SET lock:gone crashed-owner PX 500 NX");
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
@@ -77,7 +67,7 @@ static void vanished_holder_waiter_with_expiry(void **state)
     (void)state;
     /* the same with a waiter that itself expires, and a forever wait */
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *w = new_lock(c, "gone2", 10000);
+    redis_lock *w = rt_new_lock(c, "gone2", 10000);
     redisReply *r = rt_cmd(&rt_main, "SET lock:gone2 crashed-owner PX 500 NX");
     freeReplyObject(r);
     int64_t t0 = rt_now_ms();
@@ -120,7 +110,7 @@ static void deadline_despite_many_wakeups(void **state)
 {
     (void)state;
     redis_lock_client *c = counting_client();
-    redis_lock *h = new_lock(c, "dl", 0), *w = new_lock(c, "dl", 0);
+    redis_lock *h = rt_new_lock(c, "dl", 0), *w = rt_new_lock(c, "dl", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     atomic_store(&waits_logged, 0);
     pusher_arg a = {0, 0, "lock-signal:dl"};
@@ -170,7 +160,7 @@ static void deadline_with_extending_holder(void **state)
 {
     (void)state;
     redis_lock_client *c = counting_client();
-    redis_lock *h = new_lock(c, "dx", 150), *w = new_lock(c, "dx", 0);
+    redis_lock *h = rt_new_lock(c, "dx", 150), *w = rt_new_lock(c, "dx", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     atomic_store(&waits_logged, 0);
     extender_arg a = {h, 0, 0, 0};
@@ -199,7 +189,7 @@ static void short_timeouts_end_on_our_clock(void **state)
     /* Redis times BLPOP on its 100 ms cron tick; the client ends the wait itself. Here only
      * a generous bound: the contract's ~1 ms is measured by the benchmarks. */
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "st", 0), *w = new_lock(c, "st", 0);
+    redis_lock *h = rt_new_lock(c, "st", 0), *w = rt_new_lock(c, "st", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     int64_t worst = 0;
     for (int i = 0; i < 5; i++) {
@@ -235,7 +225,7 @@ static void command_timeout_never_cuts_a_wait(void **state)
     co.command_timeout_ms = 100;
     redis_lock_client *c = NULL;
     assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &co));
-    redis_lock *h = new_lock(c, "ct", 0), *w = new_lock(c, "ct", 0);
+    redis_lock *h = rt_new_lock(c, "ct", 0), *w = rt_new_lock(c, "ct", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     int64_t t0 = rt_now_ms();
     assert_rl(REDIS_LOCK_BUSY, redis_lock_acquire(w, 800));
@@ -272,7 +262,7 @@ static void huge_timeout_is_a_long_wait(void **state)
     (void)state;
     /* INT64_MAX ms ("practically forever") must not overflow into an instant BUSY */
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "huge", 0), *w = new_lock(c, "huge", 0);
+    redis_lock *h = rt_new_lock(c, "huge", 0), *w = rt_new_lock(c, "huge", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(w, INT64_MAX));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
@@ -289,7 +279,7 @@ static void huge_timeout_is_a_long_wait(void **state)
     assert_rl(REDIS_LOCK_OK, a.rc);
     assert_true(a.took_ms >= 250);
     /* and a timeout of INT64_MAX - 1 on a lock with an expiry is ETOOLONG, not a wrap */
-    redis_lock *e = new_lock(c, "huge2", 1000);
+    redis_lock *e = rt_new_lock(c, "huge2", 1000);
     assert_rl(REDIS_LOCK_ETOOLONG, redis_lock_acquire(e, INT64_MAX - 1));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
     redis_lock_free(h);
@@ -320,7 +310,7 @@ static void waiting_is_idle(void **state)
     /* DESIGN 1: no polling loop; a waiter uses no CPU and sends nothing until woken or
      * its own timer (here: the holder's TTL, 3 s away, and a 10 s timeout) runs out */
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "idle", 3000), *w = new_lock(c, "idle", 0);
+    redis_lock *h = rt_new_lock(c, "idle", 3000), *w = rt_new_lock(c, "idle", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     acq_arg a = {w, 10000, 0, -100, 0};
     pthread_t t;
@@ -349,7 +339,7 @@ static void reset_wakes_waiter(void **state)
 {
     (void)state;
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "rw", 0), *w = new_lock(c, "rw", 0), *x = new_lock(c, "rw", 0);
+    redis_lock *h = rt_new_lock(c, "rw", 0), *w = rt_new_lock(c, "rw", 0), *x = rt_new_lock(c, "rw", 0);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     acq_arg a = {w, 10000, 0, -100, 0};
     pthread_t t;
@@ -376,13 +366,13 @@ static void release_wakes_each_waiter_in_turn(void **state)
     /* five waiters, each woken by the previous one's release: none waits out its timeout */
     enum { N = 5 };
     redis_lock_client *c = rt_client(&rt_main);
-    redis_lock *h = new_lock(c, "turns", 0);
+    redis_lock *h = rt_new_lock(c, "turns", 0);
     redis_lock *w[N];
     acq_arg a[N];
     pthread_t t[N];
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
     for (int i = 0; i < N; i++) {
-        w[i] = new_lock(c, "turns", 0);
+        w[i] = rt_new_lock(c, "turns", 0);
         a[i].lock = w[i];
         a[i].timeout = 20000;
         a[i].rc = -100;
