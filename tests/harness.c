@@ -293,6 +293,18 @@ redis_lock *rt_new_lock(redis_lock_client *c, const char *name, int64_t expire_m
     return l;
 }
 
+void rt_assert_owner(redis_lock *l, const char *expected_id)
+{
+    char *owner = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(l, &owner));
+    assert_non_null(owner);
+    int same = strcmp(owner, expected_id) == 0;
+    if (!same)
+        fail_msg("lock %s is held by \"%s\", expected \"%s\"", redis_lock_name(l), owner,
+                 expected_id);
+    free(owner);
+}
+
 redis_lock_client *rt_client(const rt_server *s)
 {
     return rt_client_url(s->url);

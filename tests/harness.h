@@ -49,6 +49,9 @@ redis_lock_client *rt_client_url(const char *url);
 /* A lock handle with expire_ms and otherwise default options; fails the test on error. */
 redis_lock *rt_new_lock(redis_lock_client *c, const char *name, int64_t expire_ms);
 
+/* Assert that the lock is held by expected_id (via redis_lock_get_owner_id). */
+void rt_assert_owner(redis_lock *l, const char *expected_id);
+
 int64_t rt_now_us(void);
 int64_t rt_now_ms(void);
 void rt_sleep_ms(int64_t ms);

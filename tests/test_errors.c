@@ -139,11 +139,7 @@ static void enotheld_after_expiry(void **state)
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(b, 0));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(a));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_extend(a, 0));
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(a, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, redis_lock_id(b));
-    free(owner);
+    rt_assert_owner(a, redis_lock_id(b));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(b));
     redis_lock_free(a);
     redis_lock_free(b);
@@ -505,11 +501,7 @@ static void with_busy_does_not_call_fn(void **state)
     assert_rl(REDIS_LOCK_EALREADY, redis_lock_with(h, 0, with_fn, &a));
     assert_int_equal(a.calls, 0);
     /* the holder still holds it */
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(l, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, redis_lock_id(h));
-    free(owner);
+    rt_assert_owner(l, redis_lock_id(h));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(h));
     redis_lock_free(l);
     redis_lock_free(h);

@@ -253,11 +253,7 @@ static void c_sees_python_lock_held(void **state)
     bool locked = false;
     assert_rl(REDIS_LOCK_OK, redis_lock_locked(l, &locked));
     assert_true(locked);
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(l, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, pyid);
-    free(owner);
+    rt_assert_owner(l, pyid);
     int64_t ttl = 0;
     assert_rl(REDIS_LOCK_OK, redis_lock_ttl(l, &ttl));
     assert_int_equal(ttl, -1);
@@ -368,11 +364,7 @@ static void python_waiter_woken_by_c_release(void **state)
     assert_true(strncmp(answer, "acquired ", 9) == 0);
     assert_true(after < 1500); /* woken, not timed out */
     assert_rl(REDIS_LOCK_BUSY, redis_lock_acquire(l, 0));
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(l, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, pyid);
-    free(owner);
+    rt_assert_owner(l, pyid);
     /* and the same with a C lock that expires and a C reset */
     py_cmd(&py, "release", h, "ok");
     redis_lock *e = new_lock(c, "wake-py", 30000, NULL);

@@ -66,11 +66,7 @@ static void exercise(redis_lock_client *c, const char *name)
     int64_t ttl = 0;
     assert_rl(REDIS_LOCK_OK, redis_lock_ttl(other, &ttl));
     assert_true(ttl > 15000);
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(other, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, redis_lock_id(l));
-    free(owner);
+    rt_assert_owner(other, redis_lock_id(l));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
     assert_int_equal(exists("lock:", name), 0);
     assert_int_equal(exists("lock-signal:", name), 1);

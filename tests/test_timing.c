@@ -52,11 +52,7 @@ static void vanished_holder_expiry_noticed(void **state)
     assert_true(took >= 400);
     assert_true(took < 900);
     assert_true(atomic_load(&waits_logged) >= 1);
-    char *owner = NULL;
-    assert_rl(REDIS_LOCK_OK, redis_lock_get_owner_id(w, &owner));
-    assert_non_null(owner);
-    assert_string_equal(owner, redis_lock_id(w));
-    free(owner);
+    rt_assert_owner(w, redis_lock_id(w));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
     redis_lock_free(w);
     redis_lock_client_close(c);
