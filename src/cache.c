@@ -20,14 +20,9 @@ void redis_lock_cache_options_init(redis_lock_cache_options *opts)
 /* GET key: 0 with *hit set (and the value copied out), or an error. */
 static int cache_get(redis_lock_client *c, const char *key, bool *hit, char **out, size_t *len)
 {
-    rl_conn *conn;
-    int rc = rl_client_get(c, &conn);
-    if (rc)
-        return rc;
     const char *argv[2] = {"GET", key};
     redisReply *r = NULL;
-    rc = rl_conn_command(c, conn, &r, 2, argv, NULL);
-    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    int rc = rl_client_command(c, &r, 2, argv, NULL);
     *hit = false;
     if (!rc && r->type == REDIS_REPLY_STRING) {
         *out = rl_memdup(r->str, r->len);
@@ -46,17 +41,12 @@ static int cache_get(redis_lock_client *c, const char *key, bool *hit, char **ou
 static int cache_set(redis_lock_client *c, const char *key, const char *value, size_t len,
                      int64_t ttl_ms)
 {
-    rl_conn *conn;
-    int rc = rl_client_get(c, &conn);
-    if (rc)
-        return rc;
     char px[24];
     rl_fmt_ms(px, sizeof px, ttl_ms);
     const char *argv[5] = {"SET", key, value, "PX", px};
     size_t lens[5] = {3, strlen(key), len, 2, strlen(px)};
     redisReply *r = NULL;
-    rc = rl_conn_command(c, conn, &r, 5, argv, lens);
-    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    int rc = rl_client_command(c, &r, 5, argv, lens);
     if (r)
         freeReplyObject(r);
     return rc;
@@ -156,14 +146,9 @@ int redis_lock_cache_delete(redis_lock_client *c, const char *key)
     if (!c || !key || !*key)
         return rl_error(REDIS_LOCK_EINVAL, "cache_delete needs a client and a non-empty key");
     rl_client_check_fork(c);
-    rl_conn *conn;
-    int rc = rl_client_get(c, &conn);
-    if (rc)
-        return rc;
     const char *argv[2] = {"DEL", key};
     redisReply *r = NULL;
-    rc = rl_conn_command(c, conn, &r, 2, argv, NULL);
-    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    int rc = rl_client_command(c, &r, 2, argv, NULL);
     if (r)
         freeReplyObject(r);
     return rc;

@@ -103,6 +103,23 @@ int rl_client_get(redis_lock_client *c, rl_conn **out)
     return rl_conn_open(c, out);
 }
 
+int rl_client_command(redis_lock_client *c, redisReply **out, int argc, const char **argv,
+                      const size_t *argvlen)
+{
+    *out = NULL;
+    rl_conn *conn;
+    int rc = rl_client_get(c, &conn);
+    if (rc)
+        return rc;
+    rc = rl_conn_command(c, conn, out, argc, argv, argvlen);
+    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    if (rc && *out) {
+        freeReplyObject(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 void rl_client_ensure_spare(redis_lock_client *c)
 {
     pthread_mutex_lock(&c->mu);

@@ -104,6 +104,10 @@ struct redis_lock_client {
 };
 /* Take a healthy connection from the pool, or open one. */
 int rl_client_get(redis_lock_client *c, rl_conn **out);
+/* Run one command on a pooled connection. *out is set on success; on any error it is
+ * NULL (an error reply becomes ESERVER with its text). */
+int rl_client_command(redis_lock_client *c, redisReply **out, int argc, const char **argv,
+                      const size_t *argvlen);
 /* Make sure an idle connection waits in the pool (best effort): a wait that must end
  * itself sends CLIENT UNBLOCK from it, without paying a connect at its deadline. */
 void rl_client_ensure_spare(redis_lock_client *c);

@@ -762,18 +762,9 @@ static int query(redis_lock *l, const char *verb, redisReply **out)
     int rc = enter(l);
     if (rc)
         return rc;
-    rl_conn *conn;
-    if ((rc = rl_client_get(l->client, &conn)))
-        return rc;
     const char *argv[2] = {verb, l->key};
     size_t lens[2] = {strlen(verb), l->key_len};
-    rc = rl_conn_command(l->client, conn, out, 2, argv, lens);
-    rl_client_put(l->client, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
-    if (rc && *out) {
-        freeReplyObject(*out);
-        *out = NULL;
-    }
-    return rc;
+    return rl_client_command(l->client, out, 2, argv, lens);
 }
 
 int redis_lock_locked(redis_lock *l, bool *out)
