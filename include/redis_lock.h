@@ -43,7 +43,8 @@ extern "C" {
     X(ESERVER, -7, "Redis replied with an error")                                     \
     X(ENOMEM, -8, "out of memory")                                                    \
     X(EUSER, -9, "a callback reported failure")                                       \
-    X(ECANCELED, -10, "wait canceled")
+    X(ECANCELED, -10, "wait canceled")                                                \
+    X(EAUTH, -11, "authentication or permission refused")
 
 typedef enum {
 #define REDIS_LOCK_ENUM_(name, value, msg) REDIS_LOCK_##name = (value),

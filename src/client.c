@@ -112,7 +112,7 @@ int rl_client_command(redis_lock_client *c, redisReply **out, int argc, const ch
     if (rc)
         return rc;
     rc = rl_conn_command(c, conn, out, argc, argv, argvlen);
-    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    rl_client_put(c, conn, rl_conn_reusable(rc));
     if (rc && *out) {
         freeReplyObject(*out);
         *out = NULL;

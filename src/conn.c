@@ -272,11 +272,25 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
     }
 }
 
+/* Does an error reply refuse us for who we are (credentials, ACL) rather than for what
+ * we asked? */
+static bool is_auth_refusal(const redisReply *r)
+{
+    static const char *const codes[] = {"NOAUTH", "WRONGPASS", "NOPERM"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (r->len >= n && memcmp(r->str, codes[i], n) == 0 &&
+            (r->len == n || r->str[n] == ' '))
+            return true;
+    }
+    return false;
+}
+
 int rl_reply_error(const redisReply *r, const char *what)
 {
     if (r && r->type == REDIS_REPLY_ERROR)
-        return rl_error(REDIS_LOCK_ESERVER, "%s: %.*s", what, (int)(r->len > 300 ? 300 : r->len),
-                        r->str);
+        return rl_error(is_auth_refusal(r) ? REDIS_LOCK_EAUTH : REDIS_LOCK_ESERVER, "%s: %.*s",
+                        what, (int)(r->len > 300 ? 300 : r->len), r->str);
     return 0;
 }
 

@@ -89,8 +89,16 @@ int rl_conn_command(redis_lock_client *c, rl_conn *conn, redisReply **out, int a
                     const char **argv, const size_t *argvlen);
 /* Send a pipeline and read all its replies into out[0..b->count). */
 int rl_conn_pipeline(redis_lock_client *c, rl_conn *conn, const rl_buf *b, redisReply **out);
-/* ESERVER with the reply's text, for an error reply; else 0. */
+/* For an error reply: EAUTH (NOAUTH, WRONGPASS, NOPERM) or ESERVER, with the reply's text;
+ * else 0. */
 int rl_reply_error(const redisReply *r, const char *what);
+/* May a connection go back to the pool after a call on it returned rc? Only when the call
+ * ended on a whole reply: success, or an error reply (ESERVER, EAUTH). Any other failure
+ * (ECONN, ENOMEM, ...) leaves the reader or the stream in an unknown state. */
+static inline bool rl_conn_reusable(int rc)
+{
+    return rc == 0 || rc == REDIS_LOCK_BUSY || rc == REDIS_LOCK_ESERVER || rc == REDIS_LOCK_EAUTH;
+}
 
 /* ---- client.c ---- */
 struct rl_renewer;

@@ -324,7 +324,7 @@ static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
                                  : rl_error(REDIS_LOCK_ESERVER, "no CLIENT ID (ACL)");
     if (!rc) {
         rc = rl_conn_command(c, other, &r, 4, argv, NULL);
-        rl_client_put(c, other, rc == 0 || rc == REDIS_LOCK_ESERVER);
+        rl_client_put(c, other, rl_conn_reusable(rc));
         if (r)
             freeReplyObject(r);
         r = NULL;
@@ -559,7 +559,7 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
                 continue;
             }
             if (rc) {
-                rl_client_put(c, conn, rc == REDIS_LOCK_ESERVER);
+                rl_client_put(c, conn, rl_conn_reusable(rc));
                 return rc;
             }
         }
@@ -568,7 +568,7 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
             /* Our earlier try did set the key before its connection broke. */
             res.acquired = true;
             if (l->opts.fencing && (rc = read_fence(l, conn, &res.token))) {
-                rl_client_put(c, conn, rc == REDIS_LOCK_ESERVER);
+                rl_client_put(c, conn, rl_conn_reusable(rc));
                 return rc;
             }
         }
@@ -669,7 +669,7 @@ static int run_script(redis_lock *l, int script, long long *out, int nkeys, cons
     redisReply *r = NULL;
     rc = rl_script_in(l->client, conn, script, &r, nkeys, keys, keylens, nargs, args, NULL,
                       l->scratch, l->scratch_cap);
-    rl_client_put(l->client, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    rl_client_put(l->client, conn, rl_conn_reusable(rc));
     if (!rc && r->type != REDIS_REPLY_INTEGER)
         rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to a lock script");
     if (!rc)
@@ -915,7 +915,7 @@ int redis_lock_reset_all(redis_lock_client *c, size_t *out_count)
         rl_buf_free(&b);
         freeReplyObject(r);
     } while (!rc && strcmp(cursor, "0") != 0);
-    rl_client_put(c, conn, rc == 0 || rc == REDIS_LOCK_ESERVER);
+    rl_client_put(c, conn, rl_conn_reusable(rc));
     if (!rc) {
         rl_log(c, LOG_INFO, "reset %zu locks", count);
         if (out_count)

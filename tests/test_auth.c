@@ -209,24 +209,24 @@ static void requirepass_wrong_or_missing(void **state)
     redis_lock_client *c = NULL;
     /* wrong password */
     snprintf(url, sizeof url, "unix://:Wrong-Guess-77@%s", s.sock);
-    assert_rl(REDIS_LOCK_ESERVER, open_url(url, &c));
+    assert_rl(REDIS_LOCK_EAUTH, open_url(url, &c));
     assert_null(c);
     if (!strstr(redis_lock_last_error(), "WRONGPASS"))
         fail_msg("wrong password: %s", redis_lock_last_error());
     assert_no_secret(redis_lock_last_error(), "Wrong-Guess-77");
     assert_no_secret(redis_lock_last_error(), PASSWORD);
     snprintf(url, sizeof url, "redis://:Wrong-Guess-77@127.0.0.1:%d", s.port);
-    assert_rl(REDIS_LOCK_ESERVER, open_url(url, &c));
+    assert_rl(REDIS_LOCK_EAUTH, open_url(url, &c));
     assert_no_secret(redis_lock_last_error(), "Wrong-Guess-77");
     /* no password at all */
     snprintf(url, sizeof url, "unix://%s", s.sock);
-    assert_rl(REDIS_LOCK_ESERVER, open_url(url, &c));
+    assert_rl(REDIS_LOCK_EAUTH, open_url(url, &c));
     assert_null(c);
     if (!strstr(redis_lock_last_error(), "NOAUTH"))
         fail_msg("no password: %s", redis_lock_last_error());
     /* a password for a user that does not exist */
     snprintf(url, sizeof url, "unix://nobody:" PASSWORD "@%s", s.sock);
-    assert_rl(REDIS_LOCK_ESERVER, open_url(url, &c));
+    assert_rl(REDIS_LOCK_EAUTH, open_url(url, &c));
     assert_no_secret(redis_lock_last_error(), PASSWORD);
     rt_server_stop(&s);
 }
@@ -234,7 +234,7 @@ static void requirepass_wrong_or_missing(void **state)
 static void requirepass_password_changes_under_client(void **state)
 {
     (void)state;
-    /* the password changes while the client is open: new connections fail with ESERVER
+    /* the password changes while the client is open: new connections fail with EAUTH
      * (no secret shown), the next ones work once it is back */
     rt_server s;
     rt_server_start(&s, "requirepass " PASSWORD, 0);
@@ -247,7 +247,7 @@ static void requirepass_password_changes_under_client(void **state)
     freeReplyObject(r);
     redis_lock *l = NULL;
     assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "chg", NULL));
-    assert_rl(REDIS_LOCK_ESERVER, redis_lock_acquire(l, 0));
+    assert_rl(REDIS_LOCK_EAUTH, redis_lock_acquire(l, 0));
     assert_true(strstr(redis_lock_last_error(), "WRONGPASS") != NULL);
     assert_no_secret(redis_lock_last_error(), PASSWORD);
     r = auth_cmd(&s, NULL, "other-Pw-9", "CONFIG SET requirepass " PASSWORD);
@@ -317,13 +317,13 @@ static void acl_user(void **state)
     /* wrong password for the user */
     snprintf(url, sizeof url, "unix://alice:not-it@%s", s.sock);
     redis_lock_client *bad = NULL;
-    assert_rl(REDIS_LOCK_ESERVER, open_url(url, &bad));
+    assert_rl(REDIS_LOCK_EAUTH, open_url(url, &bad));
     assert_true(strstr(redis_lock_last_error(), "WRONGPASS") != NULL);
     assert_no_secret(redis_lock_last_error(), "not-it");
     /* a user name with no password is refused up front */
     snprintf(url, sizeof url, "unix://alice@%s", s.sock);
     int rc = open_url(url, &bad);
-    assert_true(rc == REDIS_LOCK_EINVAL || rc == REDIS_LOCK_ESERVER);
+    assert_true(rc == REDIS_LOCK_EINVAL || rc == REDIS_LOCK_EAUTH);
     assert_null(bad);
     rt_server_stop(&s);
 }

@@ -1148,12 +1148,12 @@ static void noauth_replies(void **state)
     redis_lock_client_options_init(&o);
     o.url = auth_srv.url;
     expect("NOAUTH (requirepass, no password)", "redis_lock_client_open",
-           redis_lock_client_open(&c, &o), REDIS_LOCK_ESERVER, "NOAUTH");
+           redis_lock_client_open(&c, &o), REDIS_LOCK_EAUTH, "NOAUTH");
     assert_null(c);
     snprintf(url, sizeof url, "unix://:Wr0ngPa55@%s", auth_srv.sock);
     o.url = url;
     expect("WRONGPASS (requirepass, wrong password)", "redis_lock_client_open",
-           redis_lock_client_open(&c, &o), REDIS_LOCK_ESERVER, "WRONGPASS");
+           redis_lock_client_open(&c, &o), REDIS_LOCK_EAUTH, "WRONGPASS");
     assert_no_secret("Wr0ngPa55");
     assert_null(c);
     /* the password changes under an open client: its next connection is refused */
@@ -1170,12 +1170,12 @@ static void noauth_replies(void **state)
     freeReplyObject(r);
     int rc = redis_lock_acquire(l, 0);
     row("WRONGPASS (password changed, connection dropped)", "redis_lock_acquire(0)", rc);
-    if (rc != REDIS_LOCK_ESERVER && rc != REDIS_LOCK_ECONN)
+    if (rc != REDIS_LOCK_EAUTH && rc != REDIS_LOCK_ECONN)
         fail_msg("acquire after a password change returned %s", redis_lock_code_name(rc));
     assert_true(redis_lock_last_error()[0] != '\0');
     assert_no_secret("s3cret");
     rc = redis_lock_acquire(l, 0);
-    expect("WRONGPASS (password changed)", "redis_lock_acquire(0)", rc, REDIS_LOCK_ESERVER,
+    expect("WRONGPASS (password changed)", "redis_lock_acquire(0)", rc, REDIS_LOCK_EAUTH,
            "WRONGPASS");
     assert_no_secret("s3cret");
     r = redisCommand(ctx, "CONFIG SET requirepass s3cret");
@@ -1234,10 +1234,10 @@ static void noperm_replies(void **state)
     redis_lock_client *c = acl_client("noevalsha");
     redis_lock *l = mk(c, "p", 1000, false);
     const char *in = "NOPERM (ACL user without +evalsha)";
-    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_ESERVER, "NOPERM");
-    expect(in, "redis_lock_release", redis_lock_release(l), REDIS_LOCK_ESERVER, "NOPERM");
-    expect(in, "redis_lock_extend", redis_lock_extend(l, 1000), REDIS_LOCK_ESERVER, "NOPERM");
-    expect(in, "redis_lock_reset", redis_lock_reset(l), REDIS_LOCK_ESERVER, "NOPERM");
+    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_EAUTH, "NOPERM");
+    expect(in, "redis_lock_release", redis_lock_release(l), REDIS_LOCK_EAUTH, "NOPERM");
+    expect(in, "redis_lock_extend", redis_lock_extend(l, 1000), REDIS_LOCK_EAUTH, "NOPERM");
+    expect(in, "redis_lock_reset", redis_lock_reset(l), REDIS_LOCK_EAUTH, "NOPERM");
     bool locked = true;
     expect(in, "redis_lock_locked", redis_lock_locked(l, &locked), REDIS_LOCK_OK, NULL);
     assert_false(locked);
@@ -1249,7 +1249,7 @@ static void noperm_replies(void **state)
     c = acl_client("noeval");
     l = mk(c, "p", 1000, false);
     in = "NOPERM (ACL user without +eval, script cache empty)";
-    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_ESERVER, "NOPERM");
+    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_EAUTH, "NOPERM");
     assert_owner(&auth_srv, "p", NULL);
     /* an administrator loads the scripts: EVALSHA finds them, the lock works */
     redisContext *ctx = admin();
@@ -1271,15 +1271,15 @@ static void noperm_replies(void **state)
     c = acl_client("otherkeys");
     l = mk(c, "p", 1000, false);
     in = "NOPERM (ACL user limited to `~app:*`)";
-    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_ESERVER, "NOPERM");
+    expect(in, "redis_lock_acquire(0)", redis_lock_acquire(l, 0), REDIS_LOCK_EAUTH, "NOPERM");
     bool lk = false;
-    expect(in, "redis_lock_locked", redis_lock_locked(l, &lk), REDIS_LOCK_ESERVER, "NOPERM");
+    expect(in, "redis_lock_locked", redis_lock_locked(l, &lk), REDIS_LOCK_EAUTH, "NOPERM");
     char *owner = (char *)"junk";
     expect(in, "redis_lock_get_owner_id", redis_lock_get_owner_id(l, &owner),
-           REDIS_LOCK_ESERVER, "NOPERM");
+           REDIS_LOCK_EAUTH, "NOPERM");
     assert_null(owner);
     int64_t ttl = 0;
-    expect(in, "redis_lock_ttl", redis_lock_ttl(l, &ttl), REDIS_LOCK_ESERVER, "NOPERM");
+    expect(in, "redis_lock_ttl", redis_lock_ttl(l, &ttl), REDIS_LOCK_EAUTH, "NOPERM");
     size_t count = 5;
     expect(in, "redis_lock_reset_all", redis_lock_reset_all(c, &count), REDIS_LOCK_OK, NULL);
     assert_int_equal(count, 0); /* SCAN shows it no lock:* key (there are none anyway) */
@@ -1291,10 +1291,10 @@ static void noperm_replies(void **state)
     int calls = 0;
     expect(in, "redis_lock_cache_get_or_set (key ck)",
            redis_lock_cache_get_or_set(c, "ck", &co, make_hello, &calls, &v, &len),
-           REDIS_LOCK_ESERVER, "NOPERM");
+           REDIS_LOCK_EAUTH, "NOPERM");
     expect(in, "redis_lock_cache_get_or_set (key app:ck, its lock is lock:get_or_set:app:ck)",
            redis_lock_cache_get_or_set(c, "app:ck", &co, make_hello, &calls, &v, &len),
-           REDIS_LOCK_ESERVER, "NOPERM");
+           REDIS_LOCK_EAUTH, "NOPERM");
     assert_int_equal(calls, 0);
     assert_null(v);
     redis_lock_free(l);

@@ -666,6 +666,7 @@ static void strerror_and_names(void **state)
         {REDIS_LOCK_EALREADY, "REDIS_LOCK_EALREADY"}, {REDIS_LOCK_ECONN, "REDIS_LOCK_ECONN"},
         {REDIS_LOCK_ESERVER, "REDIS_LOCK_ESERVER"}, {REDIS_LOCK_ENOMEM, "REDIS_LOCK_ENOMEM"},
         {REDIS_LOCK_EUSER, "REDIS_LOCK_EUSER"},     {REDIS_LOCK_ECANCELED, "REDIS_LOCK_ECANCELED"},
+        {REDIS_LOCK_EAUTH, "REDIS_LOCK_EAUTH"},
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_string_equal(redis_lock_code_name(codes[i].code), codes[i].name);

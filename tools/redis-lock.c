@@ -145,15 +145,14 @@ static void vlog(const char *fmt, ...)
 }
 
 /* The exit status for a library failure (DESIGN section 4). */
-static int exit_status_for(int rc, const char *detail)
+static int exit_status_for(int rc)
 {
     switch (rc) {
     case REDIS_LOCK_ECONN:
         return EX_UNAVAILABLE;
+    case REDIS_LOCK_EAUTH:
+        return EX_NOPERM;
     case REDIS_LOCK_ESERVER:
-        if (strstr(detail, "NOAUTH") || strstr(detail, "WRONGPASS") ||
-            strstr(detail, "NOPERM") || strstr(detail, "AUTH failed"))
-            return EX_NOPERM;
         return EX_UNAVAILABLE; /* Redis refused the service: READONLY, OOM, LOADING, ... */
     default:
         return EX_SOFTWARE;
@@ -171,7 +170,7 @@ static int report(int rc, const char *fmt, ...)
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
     err("%s: %s", ctx, detail && *detail ? detail : redis_lock_strerror(rc));
-    return exit_status_for(rc, detail ? detail : "");
+    return exit_status_for(rc);
 }
 
 /* ---- small helpers ---- */
