@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Crashed-holder trials for one implementation (bench/run drives it; issue 5).
+"""Crashed-holder trials for one implementation (bench/run drives it).
 
 One holder process acquires K locks (expiry E ms), lock i at T0 + i*STEP, and is then
 kill -9'd holding all of them. One waiter process forks K children; child i starts

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The Python side of the benchmarks (bench/run drives it; issue 5): the same
+"""The Python side of the benchmarks (bench/run drives it): the same
 subcommands as rl_bench, for the two peers, each printing one JSON object:
 
   py_bench.py --impl redispy|prl --url URL SUBCOMMAND [options]

@@ -1,4 +1,4 @@
-/* rl_bench: the C side of the benchmarks (bench/run drives it; issue 5).
+/* rl_bench: the C side of the benchmarks (bench/run drives it).
  *
  *   rl_bench SUBCOMMAND --url URL [options]     prints one JSON object on stdout
  *

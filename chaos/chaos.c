@@ -1,4 +1,4 @@
-/* rl_chaos: N processes loop on one lock while faults are injected (issue 6).
+/* rl_chaos: N processes loop on one lock while faults are injected.
  *
  *   rl_chaos [--mode faults|restarts] [--workers N] [--duration SEC] [--seed S]
  *            [--expire MS] [--report FILE] [--dir DIR] [--quiet]

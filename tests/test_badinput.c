@@ -1,5 +1,5 @@
 /* labels: threaded forks */
-/* Bad input and hostile server states (issue 6): every one must give a clear code and a
+/* Bad input and hostile server states: every one must give a clear code and a
  * message, never crash, and never corrupt a lock (a failed call leaves no lock:NAME of
  * its own, and a lock held before stays held by its owner).
  *

@@ -1,5 +1,5 @@
 /* labels: threaded */
-/* The dogpile-safe cache (issue 4) within one process: TTL, failing make, refresh,
+/* The dogpile-safe cache within one process: TTL, failing make, refresh,
  * waiting for another thread's computation, big binary values, validation. The
  * many-process stampede is test_cache_stampede.c. */
 #include "harness.h"
@@ -142,7 +142,7 @@ static void cache_make_fails(void **state)
 static void cache_failure_detail_kept(void **state)
 {
     (void)state;
-    /* DESIGN 2: redis_lock_last_error() gives the detail of this thread's last failure.
+    /* docs/design.md: redis_lock_last_error() gives the detail of this thread's last failure.
      * The cache releases its lock after make failed; that must not wipe the detail. */
     redis_lock_client *c = rt_client(&rt_main);
     maker bad = {0, 0, 0, NULL, 0, 42, 0};

@@ -1,5 +1,5 @@
 /* labels: forks */
-/* The cache stampede (issue 4): many processes miss one cold key at once and the value is
+/* The cache stampede: many processes miss one cold key at once and the value is
  * computed exactly once; a computer killed mid-compute does not stall the others past
  * its lock's expiry. */
 #include "harness.h"

@@ -1,5 +1,5 @@
 /* labels: threaded */
-/* Every row of DESIGN.md's error table (ENOMEM aside: see test_oom.c), the details the
+/* Every row of docs/design.md's error table (ENOMEM aside: see test_oom.c), the details the
  * table leaves open, redis_lock_with's semantics and redis_lock_cancel. */
 #include "harness.h"
 

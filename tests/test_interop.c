@@ -1,5 +1,5 @@
 /* labels: threaded */
-/* Interoperability with python-redis-lock 4.x (DESIGN 1 and 5): a Python process
+/* Interoperability with python-redis-lock 4.x (docs/design.md, 1.6): a Python process
  * (tests/interop/prl_peer.py under Debian's /usr/bin/python3 with python3-redis, driven by
  * tests/interop/prl_driver.py) and this library exclude each other, wake each other's
  * waiters, and work on each other's ids. */

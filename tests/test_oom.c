@@ -1,5 +1,5 @@
 /* labels: oom */
-/* Allocation-failure walk over every public call (issue 6).
+/* Allocation-failure walk over every public call.
  *
  * For each call: run it with the 1st of the library's own allocations failing
  * (rl_alloc_fail_at), then the 2nd, ... until a run counts fewer allocations than the one

@@ -115,7 +115,7 @@ static void renewal_keeps_short_lock_alive(void **state)
 }
 
 /* On a server whose script cache is cold (fresh, restarted, SCRIPT FLUSH) the first
- * renewal meets NOSCRIPT. DESIGN 1: fall back to EVAL and go on. A short lock must not
+ * renewal meets NOSCRIPT. docs/design.md: fall back to EVAL and go on. A short lock must not
  * be lost over it. (Expire 240 ms: renewed at 160 ms, so 80 ms of margin; a renewal that
  * answers NOSCRIPT with a retry 100 ms later loses the lock every time.) */
 static void first_renewal_on_cold_script_cache(void **state)

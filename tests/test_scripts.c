@@ -36,7 +36,7 @@ static void sha1s_match_script_load(void **state)
 static void scripts_follow_the_wire_protocol(void **state)
 {
     (void)state;
-    /* Drive the scripts by hand, as section 1 describes them. */
+    /* Drive the scripts by hand, as docs/design.md describes them. */
     redisContext *ctx = rt_raw(&rt_main);
     redisReply *r;
     for (int i = 1; i < RL_SCRIPT_COUNT; i++) {

@@ -1,5 +1,5 @@
 /* labels: threaded */
-/* One client shared by many threads (DESIGN 2: a client may be shared by all threads; a
+/* One client shared by many threads (docs/design.md: a client may be shared by all threads; a
  * handle is used by one thread at a time): exclusion, renewals, cancels and the log
  * callback all at once. Run under TSan too. */
 #include "harness.h"

@@ -303,7 +303,7 @@ static int64_t cpu_us(void)
 static void waiting_is_idle(void **state)
 {
     (void)state;
-    /* DESIGN 1: no polling loop; a waiter uses no CPU and sends nothing until woken or
+    /* docs/design.md: no polling loop; a waiter uses no CPU and sends nothing until woken or
      * its own timer (here: the holder's TTL, 3 s away, and a 10 s timeout) runs out */
     redis_lock_client *c = rt_client(&rt_main);
     redis_lock *h = rt_new_lock(c, "idle", 3000), *w = rt_new_lock(c, "idle", 0);
