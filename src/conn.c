@@ -341,7 +341,7 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
     }
     conn->fd = fd;
     conn->fork_gen = rl_fork_gen();
-    conn->reader = redisReaderCreate();
+    conn->reader = rl_reader_create();
     if (!conn->reader) {
         rl_conn_close(conn);
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a connection");

@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static _Thread_local char last_error[512];
 
@@ -54,23 +53,4 @@ int rl_error(int code, const char *fmt, ...)
 void rl_error_clear(void)
 {
     last_error[0] = '\0';
-}
-
-int64_t rl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t rl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int rl_fmt_ms(char *buf, size_t n, int64_t ms)
-{
-    return snprintf(buf, n, "%lld", (long long)ms);
 }

@@ -26,14 +26,34 @@ char *rl_memdup(const void *p, size_t n); /* adds a NUL byte past n */
 /* Test hook: fail the nth allocation from now on (1 = the next one); 0 turns it off.
  * Returns the number of allocations counted since the last call. */
 long rl_alloc_fail_at(long nth);
+/* A hiredis reader whose reply objects are made by hiredis's own functions through a hook
+ * that a test can make fail (the reader then reports out of memory, as when malloc fails). */
+redisReader *rl_reader_create(void);
+/* Test hook: fail the nth reply object made from now on (1 = the next one, in any thread);
+ * 0 turns it off. Returns the number of reply objects counted since the last call. */
+long rl_reply_fail_at(long nth);
 
 /* ---- error.c ---- */
 int rl_error(int code, const char *fmt, ...) RL_FORMAT(2, 3);
 void rl_error_clear(void);
 
-/* ---- time ---- */
+/* ---- time.c: the monotonic clock, and the back-off between attempts at a failing server ---- */
 int64_t rl_now_ms(void);
 int64_t rl_now_us(void);
+int rl_fmt_ms(char *buf, size_t n, int64_t ms);
+/* Every retry at a server that failed waits first: at least RL_BACKOFF_MIN_MS, doubling
+ * on each failure up to a cap, plus a random part of up to half of that (jitter), so that
+ * clients that failed together do not come back together. */
+#define RL_BACKOFF_MIN_MS 100
+typedef struct {
+    int64_t step_ms; /* 0: no failure since the last reset */
+} rl_backoff;
+/* The wait before the next attempt (>= RL_BACKOFF_MIN_MS); grows the step up to cap_ms. */
+int64_t rl_backoff_next(rl_backoff *b, int64_t cap_ms);
+static inline void rl_backoff_reset(rl_backoff *b)
+{
+    b->step_ms = 0;
+}
 
 /* ---- url.c ---- */
 typedef struct {
@@ -128,17 +148,27 @@ void rl_client_check_fork(redis_lock_client *c);
 
 /* ---- scripts.c ---- */
 enum { RL_SCRIPT_ACQUIRE, RL_SCRIPT_RELEASE, RL_SCRIPT_EXTEND, RL_SCRIPT_RESET, RL_SCRIPT_COUNT };
-/* EVALSHA script (EVAL on NOSCRIPT) with keys then args. */
-int rl_script(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
-              const char **keys, const size_t *keylens, int nargs, const char **args,
-              const size_t *arglens);
-/* The same, formatting into scratch (see rl_buf_borrow) when it is not NULL. */
-int rl_script_in(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
-                 const char **keys, const size_t *keylens, int nargs, const char **args,
-                 const size_t *arglens, char *scratch, size_t scratch_cap);
-/* Append an EVALSHA to a pipeline. */
-int rl_script_append(rl_buf *b, int script, int nkeys, const char **keys, const size_t *keylens,
-                     int nargs, const char **args, const size_t *arglens);
+#define RL_SCRIPT_MAXARGS 3
+/* One call of a script: its keys (with lengths) and its arguments (NUL-terminated). */
+typedef struct {
+    int nkeys, nargs;
+    const char *keys[RL_SCRIPT_MAXARGS];
+    size_t keylens[RL_SCRIPT_MAXARGS];
+    const char *args[RL_SCRIPT_MAXARGS];
+    char num[24]; /* room for a number argument: args[i] may point here */
+} rl_script_call;
+/* Run calls[0..n) of one script, pipelined, with a reply (possibly an error reply) for each
+ * in out[0..n). EVALSHA first; the calls the server refuses with NOSCRIPT (its script cache
+ * is cold: a restart, SCRIPT FLUSH) are sent again at once as EVAL. This is the library's
+ * one way of handling NOSCRIPT. Commands are formatted into scratch (see
+ * rl_buf_borrow) when it is not NULL. Returns 0, or the connection's error (out all NULL). */
+int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *calls,
+                  int n, redisReply **out, char *scratch, size_t scratch_cap);
+/* One call; an error reply is returned as ESERVER/EAUTH (with *out NULL). */
+int rl_script(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
+              redisReply **out, char *scratch, size_t scratch_cap);
+/* Append one EVALSHA to a pipeline (a try queued behind a wait). */
+int rl_script_append(rl_buf *b, int script, const rl_script_call *call);
 const char *rl_script_source(int script);
 const char *rl_script_sha(int script);
 bool rl_is_noscript(const redisReply *r);
@@ -165,7 +195,7 @@ struct redis_lock {
     /* renewal state, guarded by the renewer's mutex */
     bool renew_registered;
     bool renew_busy;
-    bool lost_reported;
+    bool renew_retry; /* the last renewal failed: renewed when due, never early */
     int64_t renew_due_ms;
     struct redis_lock *renew_next;
 };
@@ -185,7 +215,5 @@ void rl_renewer_remove(redis_lock *lock);
 void rl_renewer_stop(redis_lock_client *c);
 void rl_renewer_forget(redis_lock_client *c); /* after fork: the thread is not ours */
 void rl_renewer_atfork_child(void);
-
-int rl_fmt_ms(char *buf, size_t n, int64_t ms);
 
 #endif

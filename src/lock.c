@@ -273,46 +273,27 @@ bad:
     return rl_error(REDIS_LOCK_ESERVER, "unexpected reply to the acquire script");
 }
 
-/* The acquire script's keys and arguments for this handle. */
-typedef struct {
-    char px[24];
-    const char *keys[2];
-    size_t keylens[2];
-    const char *args[3];
-} try_call;
-
-static void try_call_init(const redis_lock *l, try_call *t)
+/* The acquire script's call for this handle: KEYS lock, fence; ARGV id, expiry, fencing. */
+static void try_call_init(const redis_lock *l, rl_script_call *k)
 {
-    rl_fmt_ms(t->px, sizeof t->px, l->opts.expire_ms);
-    t->keys[0] = l->key;
-    t->keys[1] = l->fence_key;
-    t->keylens[0] = l->key_len;
-    t->keylens[1] = l->fence_len;
-    t->args[0] = l->id;
-    t->args[1] = t->px;
-    t->args[2] = l->opts.fencing ? "1" : "0";
-}
-
-static int try_acquire(redis_lock *l, rl_conn *conn, try_result *res)
-{
-    try_call t;
-    try_call_init(l, &t);
-    redisReply *r = NULL;
-    int rc = rl_script_in(l->client, conn, RL_SCRIPT_ACQUIRE, &r, 2, t.keys, t.keylens, 3,
-                          t.args, NULL, l->scratch, l->scratch_cap);
-    if (!rc)
-        rc = rl_parse_acquire_reply(r, l->id, res);
-    if (r)
-        freeReplyObject(r);
-    return rc;
+    k->nkeys = 2;
+    k->keys[0] = l->key;
+    k->keys[1] = l->fence_key;
+    k->keylens[0] = l->key_len;
+    k->keylens[1] = l->fence_len;
+    k->nargs = 3;
+    k->args[0] = l->id;
+    rl_fmt_ms(k->num, sizeof k->num, l->opts.expire_ms);
+    k->args[1] = k->num;
+    k->args[2] = l->opts.fencing ? "1" : "0";
 }
 
 enum { WAIT_WOKEN, WAIT_TIMEOUT, WAIT_CANCELED };
 
 /* End our own BLPOP early: CLIENT UNBLOCK from another connection, then read the
- * BLPOP's reply (nil, or the element if a signal raced us). If that cannot be done,
- * the connection is dropped. Returns 0 with *popped set, or an error (conn closed). */
-static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
+ * BLPOP's reply (nil, or the element if a signal raced us) into *popped. If that cannot
+ * be done, the connection is dropped (*connp NULL). */
+static void unblock(redis_lock *l, rl_conn **connp, bool *popped)
 {
     redis_lock_client *c = l->client;
     rl_conn *conn = *connp, *other = NULL;
@@ -337,19 +318,18 @@ static int unblock(redis_lock *l, rl_conn **connp, bool *popped)
         rl_conn_close(conn);
         *connp = NULL;
         *popped = false;
-        return 0;
+        return;
     }
     *popped = r->type == REDIS_REPLY_ARRAY;
     freeReplyObject(r);
-    return 0;
 }
 
-/* Append one acquire try (the acquire script) to a pipeline. */
+/* Append one try (the acquire script) to a pipeline. */
 static int append_try(redis_lock *l, rl_buf *b)
 {
-    try_call t;
-    try_call_init(l, &t);
-    return rl_script_append(b, RL_SCRIPT_ACQUIRE, 2, t.keys, t.keylens, 3, t.args, NULL);
+    rl_script_call k;
+    try_call_init(l, &k);
+    return rl_script_append(b, RL_SCRIPT_ACQUIRE, &k);
 }
 
 /* The outcome of a wait. */
@@ -405,10 +385,11 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, wait_outco
     } else if (rc > 0) {
         /* Our timer ran out (2) or a cancel came (1): end the BLPOP ourselves. */
         outcome = rc == 1 ? WAIT_CANCELED : WAIT_TIMEOUT;
-        rc = unblock(l, connp, &w->popped);
+        unblock(l, connp, &w->popped);
         conn = *connp;
-        if (!rc && !conn)
+        if (!conn)
             return outcome; /* dropped: w->maybe_tried stays set */
+        rc = 0;
     }
     if (rc < 0) {
         if (*connp)
@@ -426,7 +407,7 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, wait_outco
     w->maybe_tried = false;
     w->tried_ms = rl_now_ms();
     if (rl_is_noscript(r)) {
-        /* script cache flushed: no try ran; the next one is sent with EVAL fallback */
+        /* script cache flushed: no try ran; the next try (rl_script) loads the script */
     } else if ((rc = rl_reply_error(r, "lock script failed")) == 0) {
         rc = rl_parse_acquire_reply(r, l->id, &w->res);
         w->have_try = rc == 0;
@@ -463,7 +444,7 @@ static void pass_signal_on(redis_lock *l, rl_conn **connp)
     for (int i = 0; i < 2; i++)
         if (r[i])
             freeReplyObject(r[i]);
-    if (rc && *connp) {
+    if (!rl_conn_reusable(rc) && *connp) {
         rl_conn_close(*connp);
         *connp = NULL;
     }
@@ -471,20 +452,8 @@ static void pass_signal_on(redis_lock *l, rl_conn **connp)
 
 static int release_now(redis_lock *l);
 
-/* Sleep before reconnecting, interruptible by a cancel. */
-static void backoff_sleep(redis_lock *l, int64_t *backoff_ms, int64_t deadline)
-{
-    int64_t until = rl_now_ms() + *backoff_ms;
-    if (until > deadline)
-        until = deadline;
-    int64_t left = until - rl_now_ms();
-    if (left > 0) {
-        struct pollfd p = {l->wake_fd, POLLIN, 0};
-        poll(&p, 1, (int)left);
-    }
-    *backoff_ms = *backoff_ms * 2 > 1000 ? 1000 : *backoff_ms * 2;
-}
-
+/* The fencing token of a lock an unanswered try took (its answer, with the token, was
+ * lost). */
 static int read_fence(redis_lock *l, rl_conn *conn, int64_t *token)
 {
     const char *argv[2] = {"GET", l->fence_key};
@@ -498,12 +467,240 @@ static int read_fence(redis_lock *l, rl_conn *conn, int64_t *token)
     return rc;
 }
 
+/* ---- acquire, step by step ----
+ * An acquire is a loop of named steps around an acquire_state:
+ *   connect    get a connection (after a failure, back off first);
+ *   try        run the acquire script once and read its answer;
+ *   judge      decide from the answer: taken, ours already, busy, try again, or wait;
+ *   wait       BLPOP on the signal list, with the next try queued behind it;
+ *   give back  on every way out after a try whose answer was lost (the connection broke,
+ *              memory ran out reading it, a cancel), release what that try may have taken.
+ */
+
+#define RL_ACQUIRE_BACKOFF_CAP_MS 1000
+
+typedef struct {
+    redis_lock *l;
+    int64_t timeout_ms;
+    int64_t deadline;   /* RL_INFINITE: none */
+    rl_conn *conn;      /* NULL: connect before the next try; else healthy */
+    rl_backoff backoff; /* between attempts after a failure */
+    int reconnects;     /* an acquire without a timeout reconnects once, no more */
+    bool unanswered;    /* a try was sent and its answer lost: the key may be ours */
+    bool have_answer;   /* res holds the answer of a try not judged yet */
+    try_result res;
+    int64_t sent_ms;    /* no later than the try that took the lock ran */
+} acquire_state;
+
+/* Sleep before the next attempt at the server (never past the deadline); a cancel ends
+ * it early and is returned as ECANCELED. */
+static int acquire_back_off(acquire_state *st)
+{
+    redis_lock *l = st->l;
+    int64_t until = rl_now_ms() + rl_backoff_next(&st->backoff, RL_ACQUIRE_BACKOFF_CAP_MS);
+    if (until > st->deadline)
+        until = st->deadline;
+    int64_t left = until - rl_now_ms();
+    if (left > 0) {
+        struct pollfd p = {l->wake_fd, POLLIN, 0};
+        poll(&p, 1, (int)left);
+    }
+    if (take_cancel(l))
+        return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+    return 0;
+}
+
+/* Get a connection for the next try; a failed connect is tried again, after a back-off,
+ * until the deadline. */
+static int acquire_connect(acquire_state *st)
+{
+    redis_lock *l = st->l;
+    for (;;) {
+        int rc = rl_client_get(l->client, &st->conn);
+        if (rc != REDIS_LOCK_ECONN || st->timeout_ms == 0 || rl_now_ms() >= st->deadline)
+            return rc;
+        rl_log(l->client, LOG_WARNING, "%s; retrying", redis_lock_last_error());
+        if ((rc = acquire_back_off(st)))
+            return rc;
+    }
+}
+
+/* After a try whose connection broke: may we reconnect and try again? */
+static bool acquire_may_reconnect(acquire_state *st)
+{
+    if (st->timeout_ms == 0)
+        return st->reconnects++ == 0; /* a pooled connection may have been stale */
+    return rl_now_ms() < st->deadline;
+}
+
+/* Run one try on st->conn and read its answer into st->res. A lost answer (any failure
+ * but an error reply: the try may have run) sets st->unanswered and drops the
+ * connection. */
+static int acquire_try(acquire_state *st)
+{
+    redis_lock *l = st->l;
+    if (!st->unanswered)
+        st->sent_ms = rl_now_ms(); /* an unanswered try may have set the key: keep its time */
+    rl_script_call k;
+    try_call_init(l, &k);
+    redisReply *r = NULL;
+    int rc = rl_script(l->client, st->conn, RL_SCRIPT_ACQUIRE, &k, &r, l->scratch,
+                       l->scratch_cap);
+    bool whole_reply = rl_conn_reusable(rc);
+    if (!rc && (rc = rl_parse_acquire_reply(r, l->id, &st->res)))
+        whole_reply = false; /* an answer we cannot read says nothing about the key */
+    if (r)
+        freeReplyObject(r);
+    if (!rl_conn_reusable(rc)) {
+        rl_conn_close(st->conn);
+        st->conn = NULL;
+    }
+    if (!whole_reply)
+        st->unanswered = true;
+    if (rc)
+        return rc;
+    st->have_answer = true;
+    rl_backoff_reset(&st->backoff);
+    return 0;
+}
+
+typedef enum { JUDGED_TAKEN, JUDGED_TRY_AGAIN, JUDGED_WAIT, JUDGED_STOP } judgement;
+
+/* Judge the answer in st->res. JUDGED_WAIT sets *until (the end of the wait);
+ * JUDGED_STOP sets *rc (what to return). */
+static judgement acquire_judge(acquire_state *st, int64_t *until, int *rc)
+{
+    redis_lock *l = st->l;
+    try_result *res = &st->res;
+    st->have_answer = false;
+    if (res->mine && st->unanswered) {
+        /* An earlier try did set the key before its answer was lost: it is ours. */
+        res->acquired = true;
+        if (l->opts.fencing && (*rc = read_fence(l, st->conn, &res->token))) {
+            if (!rl_conn_reusable(*rc)) {
+                rl_conn_close(st->conn);
+                st->conn = NULL;
+            }
+            return JUDGED_STOP; /* st->unanswered stays set: the key is given back */
+        }
+    }
+    st->unanswered = false;
+    if (res->acquired)
+        return JUDGED_TAKEN;
+    if (res->mine) {
+        *rc = rl_error(REDIS_LOCK_EALREADY, "%s is already held by this id (%s)", l->name,
+                       l->id);
+        return JUDGED_STOP;
+    }
+    if (take_cancel(l)) {
+        *rc = rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+        return JUDGED_STOP;
+    }
+    int64_t now = rl_now_ms();
+    if (st->timeout_ms == 0 || now >= st->deadline) {
+        *rc = rl_error(REDIS_LOCK_BUSY, "%s is held by another owner", l->name);
+        return JUDGED_STOP;
+    }
+    if (res->pttl == -2)
+        return JUDGED_TRY_AGAIN; /* freed between the SET and the GET */
+    *until = st->deadline;
+    if (res->pttl >= 0 && now + res->pttl + 1 < *until)
+        *until = now + res->pttl + 1; /* Redis deletes the key 1 ms after PTTL reaches 0 */
+    return JUDGED_WAIT;
+}
+
+/* Wait for a release signal until `until`; the try queued behind the wait (see
+ * wait_signal) leaves its answer in st->res for the judge. A broken connection is not an
+ * error here: the caller reconnects (after a back-off). */
+static int acquire_wait(acquire_state *st, int64_t until)
+{
+    redis_lock *l = st->l;
+    redis_lock_client *c = l->client;
+    rl_log(c, LOG_DEBUG, "waiting for %s (holder's ttl %lld ms)", l->name,
+           (long long)st->res.pttl);
+    if (until != RL_INFINITE)
+        rl_client_ensure_spare(c);
+    wait_outcome w;
+    st->sent_ms = rl_now_ms(); /* the queued try runs after this: a safe lower bound */
+    int rc = wait_signal(l, &st->conn, until, &w);
+    if (w.maybe_tried)
+        st->unanswered = true;
+    if (w.have_try) {
+        st->res = w.res;
+        st->have_answer = true;
+        st->sent_ms = w.tried_ms; /* it ran when the BLPOP returned, about when it answered */
+    }
+    if (rc == REDIS_LOCK_ECONN) {
+        rl_log(c, LOG_WARNING, "%s; reconnecting", redis_lock_last_error());
+        return acquire_back_off(st);
+    }
+    if (rc < 0)
+        return rc;
+    if (atomic_load(&l->cancel) && !(st->have_answer && st->res.acquired)) {
+        /* (a lock the queued try won is released by acquire_taken, like any other) */
+        take_cancel(l);
+        if (!st->unanswered && w.popped && !st->have_answer)
+            pass_signal_on(l, &st->conn);
+        return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+    }
+    /* woken or timed out: the queued try's answer (or a new try) is judged next, and the
+     * deadline after it, so a signal that raced our timer is still used */
+    return 0;
+}
+
+/* Every way out of an acquire but success: the connection goes back to the pool, and
+ * what an unanswered try may have taken is given back. Returns rc with its message. */
+static int acquire_end(acquire_state *st, int rc)
+{
+    redis_lock *l = st->l;
+    rl_client_put(l->client, st->conn, true);
+    st->conn = NULL;
+    if (st->unanswered) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
+        int given = release_now(l);
+        rl_log(l->client, LOG_DEBUG, "giving back what an unanswered try of %s may have "
+               "taken: %s", l->name, given == 0 ? "released" : redis_lock_last_error());
+        rc = rl_error(rc, "%s", msg);
+    }
+    return rc;
+}
+
+/* The lock is ours: record it, start renewing it. */
+static int acquire_taken(acquire_state *st)
+{
+    redis_lock *l = st->l;
+    redis_lock_client *c = l->client;
+    int rc;
+    rl_client_put(c, st->conn, true);
+    st->conn = NULL;
+    l->token = st->res.token;
+    l->acquired_at_ms = st->sent_ms;
+    l->renewed_ms = st->sent_ms;
+    atomic_store(&l->lost, false);
+    if (take_cancel(l)) {
+        release_now(l);
+        return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled (the lock won at that "
+                        "moment was released)", l->name);
+    }
+    if (l->opts.auto_renewal && (rc = rl_renewer_add(l))) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
+        release_now(l);
+        return rl_error(rc, "%s", msg);
+    }
+    if (l->opts.fencing)
+        rl_log(c, LOG_INFO, "acquired %s (fencing token %lld)", l->name, (long long)l->token);
+    else
+        rl_log(c, LOG_INFO, "acquired %s", l->name);
+    return 0;
+}
+
 int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
 {
     int rc = enter(l);
     if (rc)
         return rc;
-    redis_lock_client *c = l->client;
     if (timeout_ms < -1)
         return rl_error(REDIS_LOCK_EINVAL, "timeout_ms must be -1, 0 or > 0 (got %lld)",
                         (long long)timeout_ms);
@@ -515,160 +712,46 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
     if (take_cancel(l))
         return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
 
-    int64_t now = rl_now_ms();
+    acquire_state st = {.l = l, .timeout_ms = timeout_ms};
     /* rounded up, so that the wait never ends before timeout_ms has fully passed */
-    int64_t deadline = timeout_ms < 0 || timeout_ms > RL_MAX_MS
-                           ? RL_INFINITE
-                           : (rl_now_us() + 999) / 1000 + timeout_ms;
-    int64_t backoff = 10;
-    int conn_failures = 0;
-    bool uncertain = false; /* a try was sent but its answer lost */
-    bool have_res = false;  /* res already holds a try's answer (queued behind a wait) */
-    rl_conn *conn = NULL;
-    try_result res;
-    int64_t sent = now;
-    rl_log(c, LOG_DEBUG, "acquiring %s as %s", l->name, l->id);
-
+    st.deadline = timeout_ms < 0 || timeout_ms > RL_MAX_MS ? RL_INFINITE
+                                                           : (rl_now_us() + 999) / 1000 + timeout_ms;
+    rl_log(l->client, LOG_DEBUG, "acquiring %s as %s", l->name, l->id);
     for (;;) {
-        if (!conn) {
-            rc = rl_client_get(c, &conn);
-            if (rc == REDIS_LOCK_ECONN && (timeout_ms != 0 || conn_failures++ == 0) &&
-                rl_now_ms() < deadline) {
-                rl_log(c, LOG_WARNING, "%s; retrying", redis_lock_last_error());
-                backoff_sleep(l, &backoff, deadline);
-                if (take_cancel(l)) {
-                    if (uncertain)
-                        release_now(l); /* an unanswered try may have taken it */
-                    return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
-                }
+        if (!st.conn && (rc = acquire_connect(&st)))
+            return acquire_end(&st, rc);
+        if (!st.have_answer && (rc = acquire_try(&st))) {
+            if (rc == REDIS_LOCK_ECONN && acquire_may_reconnect(&st) &&
+                !(rc = acquire_back_off(&st)))
                 continue;
-            }
-            if (rc)
-                return rc;
+            return acquire_end(&st, rc);
         }
-        if (!have_res) {
-            if (!uncertain)
-                sent = rl_now_ms(); /* an unanswered try may have set the key: keep its time */
-            rc = try_acquire(l, conn, &res);
-            if (rc == REDIS_LOCK_ECONN) {
-                rl_conn_close(conn);
-                conn = NULL;
-                uncertain = true;
-                if (timeout_ms == 0 && conn_failures++ > 0)
-                    return rc;
-                continue;
-            }
-            if (rc) {
-                rl_client_put(c, conn, rl_conn_reusable(rc));
-                return rc;
-            }
-        }
-        have_res = false;
-        if (res.mine && uncertain) {
-            /* Our earlier try did set the key before its connection broke. */
-            res.acquired = true;
-            if (l->opts.fencing && (rc = read_fence(l, conn, &res.token))) {
-                rl_client_put(c, conn, rl_conn_reusable(rc));
-                return rc;
-            }
-        }
-        uncertain = false;
-        if (res.acquired)
+        int64_t until = RL_INFINITE;
+        switch (acquire_judge(&st, &until, &rc)) {
+        case JUDGED_TAKEN:
+            return acquire_taken(&st);
+        case JUDGED_STOP:
+            return acquire_end(&st, rc);
+        case JUDGED_TRY_AGAIN:
             break;
-        if (res.mine) {
-            rl_client_put(c, conn, true);
-            return rl_error(REDIS_LOCK_EALREADY, "%s is already held by this id (%s)", l->name,
-                            l->id);
+        case JUDGED_WAIT:
+            if ((rc = acquire_wait(&st, until)))
+                return acquire_end(&st, rc);
+            break;
         }
-        if (take_cancel(l)) {
-            rl_client_put(c, conn, true);
-            return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
-        }
-        now = rl_now_ms();
-        if (timeout_ms == 0 || now >= deadline) {
-            rl_client_put(c, conn, true);
-            return rl_error(REDIS_LOCK_BUSY, "%s is held by another owner", l->name);
-        }
-        if (res.pttl == -2)
-            continue; /* freed between the SET and the GET: try again now */
-        int64_t until = deadline;
-        if (res.pttl >= 0 && now + res.pttl + 1 < until)
-            until = now + res.pttl + 1; /* Redis deletes the key 1 ms after PTTL reaches 0 */
-        rl_log(c, LOG_DEBUG, "waiting for %s (holder's ttl %lld ms)", l->name,
-               (long long)res.pttl);
-        if (until != RL_INFINITE)
-            rl_client_ensure_spare(c);
-        wait_outcome w;
-        sent = rl_now_ms(); /* the queued try runs after this: a safe lower bound */
-        rc = wait_signal(l, &conn, until, &w);
-        if (w.maybe_tried)
-            uncertain = true;
-        if (w.have_try) {
-            res = w.res;
-            have_res = true;
-            /* it ran the moment the BLPOP returned, about when its answer came */
-            sent = w.tried_ms;
-        }
-        if (rc == REDIS_LOCK_ECONN) {
-            rl_log(c, LOG_WARNING, "%s; reconnecting", redis_lock_last_error());
-            backoff_sleep(l, &backoff, deadline);
-            continue;
-        }
-        if (rc < 0) {
-            rl_client_put(c, conn, true);
-            return rc;
-        }
-        if (atomic_load(&l->cancel) && !(have_res && res.acquired)) {
-            /* (a lock the queued try won is released after the loop, like any other) */
-            take_cancel(l);
-            if (uncertain)
-                release_now(l); /* the queued try may have taken it: give it back */
-            else if (w.popped && !have_res)
-                pass_signal_on(l, &conn);
-            rl_client_put(c, conn, true);
-            return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
-        }
-        backoff = 10;
-        /* woken or timed out: the queued try's answer (or a new try) is judged at the top,
-         * and the deadline after it, so a signal that raced our timer is still used */
     }
-
-    rl_client_put(c, conn, true);
-    l->token = res.token;
-    l->acquired_at_ms = sent;
-    l->renewed_ms = sent;
-    atomic_store(&l->lost, false);
-    if (take_cancel(l)) {
-        release_now(l);
-        return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled (the lock won at that "
-                        "moment was released)", l->name);
-    }
-    if (l->opts.auto_renewal && (rc = rl_renewer_add(l))) {
-        int keep = rc;
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
-        release_now(l);
-        return rl_error(keep, "%s", msg);
-    }
-    if (l->opts.fencing)
-        rl_log(c, LOG_INFO, "acquired %s (fencing token %lld)", l->name, (long long)l->token);
-    else
-        rl_log(c, LOG_INFO, "acquired %s", l->name);
-    return 0;
 }
 
 /* ---- the rest ---- */
 
-static int run_script(redis_lock *l, int script, long long *out, int nkeys, const char **keys,
-                      const size_t *keylens, int nargs, const char **args)
+static int run_script(redis_lock *l, int script, long long *out, const rl_script_call *k)
 {
     rl_conn *conn;
     int rc = rl_client_get(l->client, &conn);
     if (rc)
         return rc;
     redisReply *r = NULL;
-    rc = rl_script_in(l->client, conn, script, &r, nkeys, keys, keylens, nargs, args, NULL,
-                      l->scratch, l->scratch_cap);
+    rc = rl_script(l->client, conn, script, k, &r, l->scratch, l->scratch_cap);
     rl_client_put(l->client, conn, rl_conn_reusable(rc));
     if (!rc && r->type != REDIS_REPLY_INTEGER)
         rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to a lock script");
@@ -679,15 +762,27 @@ static int run_script(redis_lock *l, int script, long long *out, int nkeys, cons
     return rc;
 }
 
+/* The release or reset script's call: KEYS lock, signal; ARGV [id,] signal expiry. */
+static void signal_call_init(const redis_lock *l, rl_script_call *k, bool with_id)
+{
+    k->nkeys = 2;
+    k->keys[0] = l->key;
+    k->keys[1] = l->signal_key;
+    k->keylens[0] = l->key_len;
+    k->keylens[1] = l->signal_len;
+    k->nargs = 0;
+    if (with_id)
+        k->args[k->nargs++] = l->id;
+    rl_fmt_ms(k->num, sizeof k->num, l->opts.signal_expire_ms);
+    k->args[k->nargs++] = k->num;
+}
+
 static int release_now(redis_lock *l)
 {
-    char ms[24];
-    rl_fmt_ms(ms, sizeof ms, l->opts.signal_expire_ms);
-    const char *keys[2] = {l->key, l->signal_key};
-    size_t keylens[2] = {l->key_len, l->signal_len};
-    const char *args[2] = {l->id, ms};
+    rl_script_call k;
+    signal_call_init(l, &k, true);
     long long v = 0;
-    int rc = run_script(l, RL_SCRIPT_RELEASE, &v, 2, keys, keylens, 2, args);
+    int rc = run_script(l, RL_SCRIPT_RELEASE, &v, &k);
     if (rc)
         return rc;
     if (v == 1)
@@ -726,13 +821,12 @@ int redis_lock_extend(redis_lock *l, int64_t expire_ms)
                         "without expire_ms");
     if (atomic_load(&l->lost))
         return rl_error(REDIS_LOCK_ENOTHELD, "%s was lost (renewal found it gone)", l->name);
-    char ms[24];
-    rl_fmt_ms(ms, sizeof ms, expire_ms);
-    const char *keys[1] = {l->key};
-    size_t keylens[1] = {l->key_len};
-    const char *args[2] = {l->id, ms};
+    rl_script_call k = {.nkeys = 1, .keys = {l->key}, .keylens = {l->key_len}, .nargs = 2};
+    rl_fmt_ms(k.num, sizeof k.num, expire_ms);
+    k.args[0] = l->id;
+    k.args[1] = k.num;
     long long v = 0;
-    rc = run_script(l, RL_SCRIPT_EXTEND, &v, 1, keys, keylens, 2, args);
+    rc = run_script(l, RL_SCRIPT_EXTEND, &v, &k);
     if (rc)
         return rc;
     if (v == 1)
@@ -747,14 +841,11 @@ int redis_lock_reset(redis_lock *l)
     int rc = enter(l);
     if (rc)
         return rc;
-    char ms[24];
-    rl_fmt_ms(ms, sizeof ms, l->opts.signal_expire_ms);
-    const char *keys[2] = {l->key, l->signal_key};
-    size_t keylens[2] = {l->key_len, l->signal_len};
-    const char *args[1] = {ms};
+    rl_script_call k;
+    signal_call_init(l, &k, false);
     long long v;
     rl_log(l->client, LOG_INFO, "resetting %s", l->name);
-    return run_script(l, RL_SCRIPT_RESET, &v, 2, keys, keylens, 1, args);
+    return run_script(l, RL_SCRIPT_RESET, &v, &k);
 }
 
 static int query(redis_lock *l, const char *verb, redisReply **out)
@@ -828,98 +919,5 @@ int redis_lock_with(redis_lock *l, int64_t timeout_ms, int (*fn)(void *payload),
     if (user)
         return rl_error(REDIS_LOCK_EUSER, "the function run under %s returned %d%s%s", l->name,
                         user, rc ? "; release: " : "", rc ? redis_lock_strerror(rc) : "");
-    return rc;
-}
-
-/* reset_all: SCAN lock:* in batches, reset each key with the reset script (pipelined). */
-int redis_lock_reset_all(redis_lock_client *c, size_t *out_count)
-{
-    rl_error_clear();
-    if (!c)
-        return rl_error(REDIS_LOCK_EINVAL, "client is NULL");
-    rl_client_check_fork(c);
-    rl_conn *conn;
-    int rc = rl_client_get(c, &conn);
-    if (rc)
-        return rc;
-    char cursor[32] = "0";
-    size_t count = 0;
-    bool loaded = false;
-    do {
-        const char *argv[6] = {"SCAN", cursor, "MATCH", "lock:*", "COUNT", "1000"};
-        redisReply *r = NULL;
-        rc = rl_conn_command(c, conn, &r, 6, argv, NULL);
-        if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                    r->element[0]->type != REDIS_REPLY_STRING ||
-                    r->element[1]->type != REDIS_REPLY_ARRAY))
-            rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to SCAN");
-        if (rc) {
-            if (r)
-                freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%.*s", (int)r->element[0]->len, r->element[0]->str);
-        redisReply *keys = r->element[1];
-        if (keys->elements && !loaded) {
-            /* make sure EVALSHA will find the script (after SCRIPT FLUSH or a restart) */
-            const char *load[3] = {"SCRIPT", "LOAD", rl_script_source(RL_SCRIPT_RESET)};
-            redisReply *lr = NULL;
-            rc = rl_conn_command(c, conn, &lr, 3, load, NULL);
-            if (lr)
-                freeReplyObject(lr);
-            loaded = rc == 0;
-        }
-        rl_buf b = {0};
-        char **signals = keys->elements ? rl_calloc(keys->elements, sizeof *signals) : NULL;
-        if (keys->elements && !signals)
-            rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory in reset_all");
-        size_t n = 0;
-        for (size_t i = 0; !rc && i < keys->elements; i++) {
-            redisReply *k = keys->element[i];
-            if (k->type != REDIS_REPLY_STRING || k->len < 5)
-                continue;
-            size_t slen = k->len - 5 + 12;
-            signals[n] = rl_malloc(slen + 1);
-            if (!signals[n]) {
-                rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory in reset_all");
-                break;
-            }
-            memcpy(signals[n], "lock-signal:", 12);
-            memcpy(signals[n] + 12, k->str + 5, k->len - 5);
-            const char *kk[2] = {k->str, signals[n]};
-            size_t kl[2] = {k->len, slen};
-            const char *args[1] = {"1000"};
-            n++;
-            rc = rl_script_append(&b, RL_SCRIPT_RESET, 2, kk, kl, 1, args, NULL);
-        }
-        if (!rc && b.count) {
-            redisReply **replies = rl_calloc((size_t)b.count, sizeof *replies);
-            if (!replies)
-                rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory in reset_all");
-            else
-                rc = rl_conn_pipeline(c, conn, &b, replies);
-            for (int i = 0; !rc && i < b.count; i++) {
-                if (replies[i]->type == REDIS_REPLY_INTEGER)
-                    count += (size_t)replies[i]->integer;
-                else
-                    rc = rl_reply_error(replies[i], "reset_all");
-            }
-            for (int i = 0; replies && i < b.count; i++)
-                if (replies[i])
-                    freeReplyObject(replies[i]);
-            free(replies);
-        }
-        for (size_t i = 0; i < n; i++)
-            free(signals[i]);
-        free(signals);
-        rl_buf_free(&b);
-        freeReplyObject(r);
-    } while (!rc && strcmp(cursor, "0") != 0);
-    rl_client_put(c, conn, rl_conn_reusable(rc));
-    if (!rc) {
-        rl_log(c, LOG_INFO, "reset %zu locks", count);
-        if (out_count)
-            *out_count = count;
-    }
     return rc;
 }

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #define RL_RENEW_BATCH 1024
-#define RL_RENEW_RETRY_MS 100
+#define RL_RENEW_BACKOFF_CAP_MS 1000
 
 typedef struct rl_renewer {
     redis_lock_client *c;
@@ -21,7 +21,18 @@ typedef struct rl_renewer {
     bool stop;
     redis_lock *head;     /* registered locks */
     rl_conn *conn;
+    /* after a batch the server did not answer: no batch before not_before_ms */
+    rl_backoff backoff;
+    int64_t not_before_ms;
 } rl_renewer;
+
+/* The thread's working memory, allocated once. */
+typedef struct {
+    redis_lock **batch, **lost;
+    int *results;
+    rl_script_call *calls;
+    redisReply **replies;
+} renew_room;
 
 static pthread_mutex_t create_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -58,84 +69,105 @@ static void timed_wait(rl_renewer *r, int64_t until_ms)
     pthread_cond_timedwait(&r->wake, &r->mu, &ts);
 }
 
-/* Send one batch; fills results[i] with 0 renewed, 1 gone, 2 no expiry, -1 unknown. */
-static void renew_batch(rl_renewer *r, redis_lock **batch, int n, int *results)
+static bool room_alloc(renew_room *m)
+{
+    if (!m->batch)
+        m->batch = rl_calloc(RL_RENEW_BATCH, sizeof *m->batch);
+    if (!m->lost)
+        m->lost = rl_calloc(RL_RENEW_BATCH, sizeof *m->lost);
+    if (!m->results)
+        m->results = rl_calloc(RL_RENEW_BATCH, sizeof *m->results);
+    if (!m->calls)
+        m->calls = rl_calloc(RL_RENEW_BATCH, sizeof *m->calls);
+    if (!m->replies)
+        m->replies = rl_calloc(RL_RENEW_BATCH, sizeof *m->replies);
+    return m->batch && m->lost && m->results && m->calls && m->replies;
+}
+
+static void room_free(renew_room *m)
+{
+    free(m->batch);
+    free(m->lost);
+    free(m->results);
+    free(m->calls);
+    free(m->replies);
+}
+
+/* Send one batch; fills results[i] with 0 renewed, 1 gone, 2 no expiry, -1 unknown.
+ * Returns 0 when the server answered (each lock's answer may still be an error). */
+static int renew_batch(rl_renewer *r, renew_room *m, int n)
 {
     redis_lock_client *c = r->c;
-    rl_buf b = {0};
-    redisReply **replies = NULL;
     int rc = 0;
     for (int i = 0; i < n; i++)
-        results[i] = -1;
+        m->results[i] = -1;
     if (!r->conn && (rc = rl_conn_open(c, &r->conn)))
         goto out;
-    for (int i = 0; i < n && !rc; i++) {
-        char ms[24];
-        rl_fmt_ms(ms, sizeof ms, batch[i]->opts.expire_ms);
-        const char *keys[1] = {batch[i]->key};
-        size_t keylens[1] = {batch[i]->key_len};
-        const char *args[2] = {batch[i]->id, ms};
-        rc = rl_script_append(&b, RL_SCRIPT_EXTEND, 1, keys, keylens, 2, args, NULL);
+    for (int i = 0; i < n; i++) {
+        const redis_lock *l = m->batch[i];
+        rl_script_call *k = &m->calls[i];
+        k->nkeys = 1;
+        k->keys[0] = l->key;
+        k->keylens[0] = l->key_len;
+        k->nargs = 2;
+        k->args[0] = l->id;
+        rl_fmt_ms(k->num, sizeof k->num, l->opts.expire_ms);
+        k->args[1] = k->num;
     }
-    if (!rc && !(replies = rl_calloc((size_t)n, sizeof *replies)))
-        rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory renewing locks");
-    for (int attempt = 0; !rc && attempt < 2; attempt++) {
-        if ((rc = rl_conn_pipeline(c, r->conn, &b, replies)))
-            break;
-        bool noscript = false;
-        for (int i = 0; i < n; i++) {
-            if (replies[i]->type == REDIS_REPLY_INTEGER)
-                results[i] = (int)replies[i]->integer;
-            else if (rl_is_noscript(replies[i]))
-                noscript = true;
-            else
-                rl_log(c, LOG_WARNING, "renewing %s: %.*s", batch[i]->name,
-                       (int)replies[i]->len, replies[i]->str);
-            freeReplyObject(replies[i]);
-            replies[i] = NULL;
-        }
-        if (!noscript)
-            break;
-        /* The script cache is cold (restart, SCRIPT FLUSH): load it and send the batch
-         * again now (extending twice is harmless); waiting would risk the expiry. */
-        const char *argv[3] = {"SCRIPT", "LOAD", rl_script_source(RL_SCRIPT_EXTEND)};
-        redisReply *lr = NULL;
-        rc = rl_conn_command(c, r->conn, &lr, 3, argv, NULL);
-        if (lr)
-            freeReplyObject(lr);
+    rc = rl_script_run(c, r->conn, RL_SCRIPT_EXTEND, m->calls, n, m->replies, NULL, 0);
+    for (int i = 0; !rc && i < n; i++) {
+        redisReply *rep = m->replies[i];
+        if (rep->type == REDIS_REPLY_INTEGER)
+            m->results[i] = (int)rep->integer;
+        else
+            rl_log(c, LOG_WARNING, "renewing %s: %.*s", m->batch[i]->name, (int)rep->len,
+                   rep->str ? rep->str : "unexpected reply");
+        freeReplyObject(rep);
+        m->replies[i] = NULL;
     }
 out:
-    free(replies);
-    rl_buf_free(&b);
     if (rc) {
         rl_log(c, LOG_WARNING, "renewal failed: %s", redis_lock_last_error());
-        if (rc == REDIS_LOCK_ECONN && r->conn) {
+        if (!rl_conn_reusable(rc)) {
             rl_conn_close(r->conn);
             r->conn = NULL;
         }
     }
+    return rc;
+}
+
+/* After a batch that failed: when may the next one go? Back off (at least
+ * RL_BACKOFF_MIN_MS between batches), but delay no lock past its own time: a lock renewed
+ * on schedule is not kept past its due time, and a lock whose renewal failed gets a last
+ * try RL_BACKOFF_MIN_MS before its key expires. Called with r->mu held. */
+static void back_off(rl_renewer *r, int64_t now)
+{
+    int64_t wait = rl_backoff_next(&r->backoff, RL_RENEW_BACKOFF_CAP_MS);
+    for (const redis_lock *l = r->head; l; l = l->renew_next) {
+        int64_t latest = l->renew_retry
+                             ? l->renewed_ms + l->opts.expire_ms - RL_BACKOFF_MIN_MS - now
+                             : l->renew_due_ms - now;
+        if (latest < wait)
+            wait = latest > RL_BACKOFF_MIN_MS ? latest : RL_BACKOFF_MIN_MS;
+    }
+    r->not_before_ms = now + wait;
 }
 
 static void *renewer_main(void *arg)
 {
     rl_renewer *r = arg;
     redis_lock_client *c = r->c;
-    redis_lock **batch = rl_calloc(RL_RENEW_BATCH, sizeof *batch);
-    redis_lock **lost = rl_calloc(RL_RENEW_BATCH, sizeof *lost);
-    int *results = rl_calloc(RL_RENEW_BATCH, sizeof *results);
+    renew_room m = {0};
+    room_alloc(&m);
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        if (!batch || !lost || !results) {
+        if (!m.batch || !m.lost || !m.results || !m.calls || !m.replies) {
             /* cannot work without memory: retry allocating soon */
             pthread_mutex_unlock(&r->mu);
-            if (!batch)
-                batch = rl_calloc(RL_RENEW_BATCH, sizeof *batch);
-            if (!lost)
-                lost = rl_calloc(RL_RENEW_BATCH, sizeof *lost);
-            if (!results)
-                results = rl_calloc(RL_RENEW_BATCH, sizeof *results);
+            bool ok = room_alloc(&m);
             pthread_mutex_lock(&r->mu);
-            timed_wait(r, rl_now_ms() + RL_RENEW_RETRY_MS);
+            if (!ok)
+                timed_wait(r, rl_now_ms() + RL_BACKOFF_MIN_MS);
             continue;
         }
         int64_t now = rl_now_ms(), next = RL_INFINITE;
@@ -149,12 +181,16 @@ static void *renewer_main(void *arg)
                 unlink_lock(r, l);
                 continue;
             }
-            /* renew what falls due soon along with what is due: fewer, larger batches */
-            if (l->renew_due_ms <= now + interval_of(l) / 10 && n < RL_RENEW_BATCH)
-                batch[n++] = l;
+            /* renew what falls due soon along with what is due (fewer, larger batches);
+             * a lock whose renewal failed waits for its retry time */
+            int64_t early = l->renew_retry ? 0 : interval_of(l) / 10;
+            if (l->renew_due_ms <= now + early && n < RL_RENEW_BATCH)
+                m.batch[n++] = l;
             else if (l->renew_due_ms < next)
                 next = l->renew_due_ms;
         }
+        if (n > 0 && now < r->not_before_ms)
+            next = r->not_before_ms, n = 0; /* backing off from a failed batch */
         if (n == 0) {
             if (next == RL_INFINITE)
                 pthread_cond_wait(&r->wake, &r->mu);
@@ -163,29 +199,31 @@ static void *renewer_main(void *arg)
             continue;
         }
         for (int i = 0; i < n; i++)
-            batch[i]->renew_busy = true;
+            m.batch[i]->renew_busy = true;
         pthread_mutex_unlock(&r->mu);
 
         rl_log(c, LOG_DEBUG, "renewing %d lock%s", n, n == 1 ? "" : "s");
         int64_t sent = rl_now_ms();
-        renew_batch(r, batch, n, results);
+        int rc = renew_batch(r, &m, n);
 
         pthread_mutex_lock(&r->mu);
         int nlost = 0;
+        bool failed = false;
         now = rl_now_ms();
         for (int i = 0; i < n; i++) {
-            redis_lock *l = batch[i];
+            redis_lock *l = m.batch[i];
             if (!l->renew_registered)
                 continue; /* released meanwhile; release waits for renew_busy */
-            if (results[i] == 0) {
+            if (m.results[i] == 0) {
                 l->renew_due_ms = now + interval_of(l);
                 l->renewed_ms = sent;
+                l->renew_retry = false;
                 continue;
             }
-            if (results[i] == 1) {
+            if (m.results[i] == 1) {
                 atomic_store(&l->lost, true);
                 unlink_lock(r, l);
-                lost[nlost++] = l;
+                m.lost[nlost++] = l;
                 continue;
             }
             if (now - l->renewed_ms >= l->opts.expire_ms) {
@@ -193,27 +231,36 @@ static void *renewer_main(void *arg)
                 rl_log(c, LOG_ERR, "could not renew %s before its expiry", l->name);
                 atomic_store(&l->lost, true);
                 unlink_lock(r, l);
-                lost[nlost++] = l;
+                m.lost[nlost++] = l;
                 continue;
             }
-            /* 2 (someone removed the expiry) or unknown: try again soon */
-            l->renew_due_ms = now + RL_RENEW_RETRY_MS;
+            /* 2 (someone removed the expiry) or no answer: try again after a back-off */
+            failed = true;
+            l->renew_retry = true;
+            l->renew_due_ms = now;
+        }
+        if (failed || rc) {
+            back_off(r, now);
+            for (int i = 0; i < n; i++)
+                if (m.batch[i]->renew_retry && m.batch[i]->renew_due_ms < r->not_before_ms)
+                    m.batch[i]->renew_due_ms = r->not_before_ms;
+        } else {
+            rl_backoff_reset(&r->backoff);
         }
         pthread_mutex_unlock(&r->mu);
         for (int i = 0; i < nlost; i++) {
-            rl_log(c, LOG_ERR, "lost %s: renewal found it gone or owned by another", lost[i]->name);
-            if (lost[i]->opts.on_lost)
-                lost[i]->opts.on_lost(lost[i], lost[i]->opts.on_lost_payload);
+            rl_log(c, LOG_ERR, "lost %s: renewal found it gone or owned by another",
+                   m.lost[i]->name);
+            if (m.lost[i]->opts.on_lost)
+                m.lost[i]->opts.on_lost(m.lost[i], m.lost[i]->opts.on_lost_payload);
         }
         pthread_mutex_lock(&r->mu);
         for (int i = 0; i < n; i++)
-            batch[i]->renew_busy = false;
+            m.batch[i]->renew_busy = false;
         pthread_cond_broadcast(&r->done);
     }
     pthread_mutex_unlock(&r->mu);
-    free(batch);
-    free(lost);
-    free(results);
+    room_free(&m);
     return NULL;
 }
 
@@ -256,6 +303,7 @@ int rl_renewer_add(redis_lock *l)
         r->head = l;
     }
     l->renew_due_ms = rl_now_ms() + interval_of(l);
+    l->renew_retry = false;
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->mu);
     return 0;

@@ -1,6 +1,7 @@
-/* The Lua scripts of the wire protocol (DESIGN.md section 1) and their SHA1s for EVALSHA.
- * tests/test_scripts.c checks each SHA1 against SCRIPT LOAD, so an edit that forgets to
- * update one fails the suite. */
+/* The Lua scripts of the wire protocol (docs/design.md) and their SHA1s for EVALSHA, and
+ * the one way every script call is sent: EVALSHA, and the calls refused with NOSCRIPT
+ * again as EVAL. tests/test_scripts.c checks each SHA1 against SCRIPT LOAD, so an
+ * edit that forgets to update one fails the suite. */
 #include "internal.h"
 
 #include <string.h>
@@ -82,66 +83,117 @@ bool rl_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-static int append(rl_buf *b, const char *verb, const char *body, int nkeys, const char **keys,
-                  const size_t *keylens, int nargs, const char **args, const size_t *arglens)
+static int append(rl_buf *b, const char *verb, const char *body, const rl_script_call *call)
 {
-    enum { MAXARGV = 16 };
+    enum { MAXARGV = 3 + 2 * RL_SCRIPT_MAXARGS };
     const char *argv[MAXARGV];
     size_t lens[MAXARGV];
     char numkeys[8];
     int n = 0;
-    if (3 + nkeys + nargs > MAXARGV)
+    if (call->nkeys < 0 || call->nkeys > RL_SCRIPT_MAXARGS || call->nargs < 0 ||
+        call->nargs > RL_SCRIPT_MAXARGS)
         return rl_error(REDIS_LOCK_EINVAL, "too many script arguments");
-    numkeys[0] = (char)('0' + nkeys);
+    numkeys[0] = (char)('0' + call->nkeys);
     numkeys[1] = '\0';
     argv[n] = verb, lens[n++] = strlen(verb);
     argv[n] = body, lens[n++] = strlen(body);
     argv[n] = numkeys, lens[n++] = 1;
-    for (int i = 0; i < nkeys; i++)
-        argv[n] = keys[i], lens[n++] = keylens ? keylens[i] : strlen(keys[i]);
-    for (int i = 0; i < nargs; i++)
-        argv[n] = args[i], lens[n++] = arglens ? arglens[i] : strlen(args[i]);
+    for (int i = 0; i < call->nkeys; i++)
+        argv[n] = call->keys[i], lens[n++] = call->keylens[i];
+    for (int i = 0; i < call->nargs; i++)
+        argv[n] = call->args[i], lens[n++] = strlen(call->args[i]);
     return rl_buf_add(b, n, argv, lens);
 }
 
-int rl_script_append(rl_buf *b, int script, int nkeys, const char **keys, const size_t *keylens,
-                     int nargs, const char **args, const size_t *arglens)
+int rl_script_append(rl_buf *b, int script, const rl_script_call *call)
 {
-    return append(b, "EVALSHA", scripts[script].sha, nkeys, keys, keylens, nargs, args, arglens);
+    return append(b, "EVALSHA", scripts[script].sha, call);
 }
 
-int rl_script(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
-              const char **keys, const size_t *keylens, int nargs, const char **args,
-              const size_t *arglens)
+/* Send b and read one reply for each entry of out whose slot is wanted (all when only
+ * is NULL). On error every reply read so far is freed. */
+static int send_and_read(redis_lock_client *c, rl_conn *conn, const rl_buf *b, redisReply **out,
+                         const bool *only, int n)
 {
-    return rl_script_in(c, conn, script, out, nkeys, keys, keylens, nargs, args, arglens, NULL,
-                        0);
+    int rc = rl_conn_send(c, conn, b->data, b->len);
+    int64_t deadline = rl_now_ms() + c->opts.command_timeout_ms;
+    for (int i = 0; !rc && i < n; i++)
+        if (!only || only[i])
+            rc = rl_conn_read(c, conn, &out[i], deadline, -1);
+    if (rc)
+        for (int i = 0; i < n; i++)
+            if (!only || only[i]) {
+                if (out[i])
+                    freeReplyObject(out[i]);
+                out[i] = NULL;
+            }
+    return rc;
 }
 
-int rl_script_in(redis_lock_client *c, rl_conn *conn, int script, redisReply **out, int nkeys,
-                 const char **keys, const size_t *keylens, int nargs, const char **args,
-                 const size_t *arglens, char *scratch, size_t scratch_cap)
+int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *calls,
+                  int n, redisReply **out, char *scratch, size_t scratch_cap)
 {
-    *out = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        rl_buf b = {0};
-        rl_buf_borrow(&b, scratch, scratch_cap);
-        int rc = attempt == 0 ? rl_script_append(&b, script, nkeys, keys, keylens, nargs, args,
-                                                 arglens)
-                              : append(&b, "EVAL", scripts[script].source, nkeys, keys, keylens,
-                                       nargs, args, arglens);
-        if (!rc)
-            rc = rl_conn_pipeline(c, conn, &b, out);
-        rl_buf_free(&b);
-        if (rc)
-            return rc;
-        if (attempt == 0 && rl_is_noscript(*out)) {
-            /* The server lost its script cache (restart, SCRIPT FLUSH): EVAL loads it. */
-            freeReplyObject(*out);
-            *out = NULL;
-            continue;
-        }
-        return rl_reply_error(*out, "lock script failed");
+    enum { INLINE = 64 };
+    bool inline_refused[INLINE], *refused = NULL;
+    rl_buf b = {0};
+    int rc = 0, nrefused = 0;
+    for (int i = 0; i < n; i++)
+        out[i] = NULL;
+    rl_buf_borrow(&b, scratch, scratch_cap);
+    for (int i = 0; i < n && !rc; i++)
+        rc = rl_script_append(&b, script, &calls[i]);
+    if (!rc)
+        rc = send_and_read(c, conn, &b, out, NULL, n);
+    rl_buf_free(&b);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        nrefused += rl_is_noscript(out[i]);
+    if (!nrefused)
+        return 0;
+    /* The server's script cache is cold (a restart, SCRIPT FLUSH): those calls did not
+     * run. Send them again at once as EVAL with the script's source, which also caches
+     * it (a renewal cannot wait). */
+    refused = n <= INLINE ? inline_refused : rl_calloc((size_t)n, sizeof *refused);
+    if (!refused) {
+        rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory sending a script");
+        goto fail;
     }
+    rl_buf_borrow(&b, scratch, scratch_cap);
+    for (int i = 0; i < n && !rc; i++) {
+        refused[i] = rl_is_noscript(out[i]);
+        if (!refused[i])
+            continue;
+        freeReplyObject(out[i]);
+        out[i] = NULL;
+        rc = append(&b, "EVAL", scripts[script].source, &calls[i]);
+    }
+    if (!rc)
+        rc = send_and_read(c, conn, &b, out, refused, n);
+    rl_buf_free(&b);
+    if (rc)
+        goto fail;
+    if (refused != inline_refused)
+        free(refused);
     return 0;
+fail:
+    for (int i = 0; i < n; i++) {
+        if (out[i])
+            freeReplyObject(out[i]);
+        out[i] = NULL;
+    }
+    if (refused != inline_refused)
+        free(refused);
+    return rc;
+}
+
+int rl_script(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
+              redisReply **out, char *scratch, size_t scratch_cap)
+{
+    int rc = rl_script_run(c, conn, script, call, 1, out, scratch, scratch_cap);
+    if (!rc && (rc = rl_reply_error(*out, "lock script failed"))) {
+        freeReplyObject(*out);
+        *out = NULL;
+    }
+    return rc;
 }
