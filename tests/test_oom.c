@@ -18,8 +18,10 @@
  * connection) and cold (empty: the call must open a connection, whose allocations are
  * walked too).
  *
- * Only the library's allocations fail: hiredis allocates with its own malloc (its reply
- * reader and command formatter); see docs/reliability.md for that boundary. */
+ * Only the library's allocations fail in these walks: hiredis allocates with its own
+ * malloc (its reply reader and command formatter); see docs/reliability.md for that
+ * boundary. The reply objects its reader makes can be failed too (rl_reply_fail_at): the
+ * reply_oom_* tests walk those, i.e. memory running out while an answer is read. */
 #include "harness.h"
 #include "internal.h"
 
@@ -159,11 +161,17 @@ static env cur;
 static char where[160]; /* which run a failed check belongs to */
 static int soft_failures; /* locks left behind: reported for every run, fail at the end */
 
+/* What a walk fails: the library's own allocations (rl_alloc_fail_at), or the reply
+ * objects hiredis makes while reading a reply (rl_reply_fail_at), which is how memory
+ * running out in the middle of reading an answer is made to happen. */
+static long (*fail_at)(long nth) = rl_alloc_fail_at;
+
 static void walk(const walk_spec *spec, const char *url)
 {
     long optional = 0, n;
     int final_rc = -1000;
     rl_alloc_fail_at(0);
+    rl_reply_fail_at(0);
     soft_failures = 0;
     if (cur.spec) {
         cur.spec->teardown(&cur);
@@ -179,13 +187,13 @@ static void walk(const walk_spec *spec, const char *url)
             e.url = url;
             redis_lock_options_init(&e.lo);
             rt_flush(NULL);
-            rl_alloc_fail_at(0);
+            fail_at(0);
             spec->setup(&e);
             if (cold && e.c)
                 drain_pool(e.c);
-            rl_alloc_fail_at(n);
+            fail_at(n);
             int rc = spec->call(&e);
-            long counted = rl_alloc_fail_at(0);
+            long counted = fail_at(0);
             bool injected = counted >= n;
             if (getenv("RT_OOM_VERBOSE"))
                 print_message("  %s %s n=%ld counted=%ld: %s: %s\n", spec->name,
@@ -221,8 +229,10 @@ static void walk(const walk_spec *spec, const char *url)
         }
         if (n > WALK_MAX)
             fail_msg("%s: still failing after %d allocations", spec->name, WALK_MAX);
-        print_message("%-28s %s pool: %3ld allocation%s walked, %ld optional\n", spec->name,
-                      cold ? "cold" : "warm", n - 1, n == 2 ? "" : "s", optional);
+        print_message("%-28s %s pool: %3ld %s%s walked, %ld optional\n", spec->name,
+                      cold ? "cold" : "warm", n - 1,
+                      fail_at == rl_reply_fail_at ? "reply object" : "allocation",
+                      n == 2 ? "" : "s", optional);
         optional = 0;
     }
     assert_int_equal(final_rc, REDIS_LOCK_OK);
@@ -929,6 +939,84 @@ static void hook_counts_and_fails(void **state)
     assert_int_equal(rl_alloc_fail_at(0), 3);
 }
 
+/* ---- memory running out while reading an answer ----
+ * The try was sent and ran; its answer is lost. A failed acquire must not leave the key
+ * set: whatever that try may have taken is given back. */
+
+static void walk_replies(const walk_spec *spec)
+{
+    fail_at = rl_reply_fail_at;
+    walk(spec, NULL);
+    fail_at = rl_alloc_fail_at;
+}
+
+static void reply_oom_acquire_try(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire, answer lost", acq_setup, acq_try_call,
+                                   acq_after, base_teardown};
+    walk_replies(&spec);
+}
+
+static void reply_oom_acquire_fencing(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (fencing), answer lost", acq_fence_setup,
+                                   acq_try_call, acq_after, base_teardown};
+    walk_replies(&spec);
+}
+
+static void reply_oom_acquire_wait(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (waiting), answer lost", acq_wait_setup,
+                                   acq_wait_call, acq_wait_after, base_teardown};
+    walk_replies(&spec);
+}
+
+static atomic_int lost_calls;
+
+static void count_lost(redis_lock *l, void *payload)
+{
+    (void)l;
+    (void)payload;
+    atomic_fetch_add(&lost_calls, 1);
+}
+
+/* The renewal thread reads a renewal's answer out of memory: hiredis keeps a reader that
+ * failed failed, so that connection must not be used again; the next renewal goes on a
+ * new one and the lock is kept. */
+static void reply_oom_renewal_goes_on(void **state)
+{
+    (void)state;
+    rt_flush(NULL);
+    atomic_store(&lost_calls, 0);
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.expire_ms = 1000; /* renewed every 666 ms */
+    o.auto_renewal = true;
+    o.on_lost = count_lost;
+    redis_lock *l = mk_lock(c, "renewed", &o);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    rt_sleep_ms(900); /* the first renewal (at 666 ms) opened the renewal connection */
+    assert_lock_owner("renewed", redis_lock_id(l), "after the first renewal");
+    assert_true(rt_cmd_int(&rt_main, "PTTL lock:renewed") > 700);
+    /* nothing else of the library runs meanwhile: the next reply object made is the one
+     * of the second renewal's answer, on that connection */
+    rl_reply_fail_at(1);
+    rt_sleep_ms(3000); /* three expiries */
+    long counted = rl_reply_fail_at(0);
+    print_message("renewal answers read over 3 s: %ld reply objects (the first failed); "
+                  "on_lost called %d times\n", counted, atomic_load(&lost_calls));
+    assert_true(counted >= 2); /* the failure happened, and renewals went on after it */
+    assert_int_equal(atomic_load(&lost_calls), 0);
+    assert_lock_owner("renewed", redis_lock_id(l), "after a renewal answer lost to ENOMEM");
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+}
+
 static int setup_group(void **state)
 {
     rt_setup_group(state);
@@ -968,6 +1056,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(oom_cache_miss_renewal),
         cmocka_unit_test(oom_cache_hit),
         cmocka_unit_test(oom_cache_delete),
+        cmocka_unit_test(reply_oom_acquire_try),
+        cmocka_unit_test(reply_oom_acquire_fencing),
+        cmocka_unit_test(reply_oom_acquire_wait),
+        cmocka_unit_test(reply_oom_renewal_goes_on),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
