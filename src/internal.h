@@ -173,7 +173,7 @@ const char *rl_script_source(int script);
 const char *rl_script_sha(int script);
 bool rl_is_noscript(const redisReply *r);
 
-/* ---- lock.c / renewer.c ---- */
+/* ---- lock.c / acquire.c / renewer.c ---- */
 struct redis_lock {
     redis_lock_client *client;
     char *name;
@@ -209,6 +209,11 @@ typedef struct {
 } try_result;
 /* Check the acquire script's reply strictly; ESERVER for any other shape. */
 int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out);
+
+/* lock.c, for acquire.c */
+int rl_lock_enter(redis_lock *l); /* every public call's preamble: clear the error, fork */
+bool rl_lock_take_cancel(redis_lock *l); /* consume a pending cancel */
+int rl_lock_release_now(redis_lock *l);  /* the release script; ENOTHELD if not ours */
 
 int rl_renewer_add(redis_lock *lock);
 void rl_renewer_remove(redis_lock *lock);
