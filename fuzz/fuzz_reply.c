@@ -1,6 +1,6 @@
 /* Fuzz target: arbitrary bytes from "the server" through hiredis's redisReader, and every
  * reply (and every nested element) through the library's reply parsers:
- * rl_parse_acquire_reply (src/lock.c), rl_reply_error and rl_is_noscript (src/conn.c,
+ * rl_parse_acquire_reply (src/acquire.c), rl_reply_error and rl_is_noscript (src/conn.c,
  * src/scripts.c). None may crash, read out of bounds or accept a malformed reply.
  *
  * The input is fed twice: in one piece, and in pieces whose sizes come from the input,

@@ -99,8 +99,9 @@ void rl_conn_close(rl_conn *conn);
 int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t len);
 /* Read one reply, waiting until deadline_ms (RL_INFINITE: forever) or until
  * wake_fd (if >= 0) is readable, in which case it returns 1 with *out NULL.
- * Returns 0 with *out set, or ECONN (EOF, protocol error, or the deadline passed when
- * there is no wake_fd); with a wake_fd a passed deadline returns 2 (a wait's end). */
+ * Returns 0 with *out set, ECONN (EOF, protocol error, or the deadline passed when
+ * there is no wake_fd) or ENOMEM (the reader ran out of memory); with a wake_fd a passed
+ * deadline returns 2 (a wait's end). After an error the connection is not reusable. */
 int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t deadline_ms,
                  int wake_fd);
 /* Send argv and read its reply within the command timeout. An error reply is

@@ -1,5 +1,7 @@
 /* The one renewal thread of a client: serves every auto-renewed lock of the client on
- * its own connection, one pipelined batch of EXTEND scripts per wake-up. */
+ * its own connection, one pipelined batch of extend scripts per wake-up. A renewal that
+ * failed is tried again after a back-off, never early, and a batch the server did not
+ * serve holds the next one back (see docs/design.md, the renewal thread). */
 #include "internal.h"
 
 #include <errno.h>
