@@ -191,8 +191,10 @@ static void *renewer_main(void *arg)
             else if (l->renew_due_ms < next)
                 next = l->renew_due_ms;
         }
-        if (n > 0 && now < r->not_before_ms)
-            next = r->not_before_ms, n = 0; /* backing off from a failed batch */
+        if (n > 0 && now < r->not_before_ms) {
+            next = r->not_before_ms; /* backing off after a failed batch */
+            n = 0;
+        }
         if (n == 0) {
             if (next == RL_INFINITE)
                 pthread_cond_wait(&r->wake, &r->mu);
