@@ -6,13 +6,17 @@
  *     thread's EVALSHA/EVAL calls (INFO commandstats);
  *   - a stopped server (SIGSTOP: connections queue in its backlog, nothing answers): the
  *     renewal thread's, then an acquire's, connection attempts, counted by the server
- *     when it resumes (INFO stats total_connections_received).
+ *     when it resumes (INFO stats total_connections_received);
+ *   - a server that is down (killed, restarted 2 s later): it refuses every connection at
+ *     once and cannot count them, so the test counts the connect() calls to its socket
+ *     (this program's connect() counts them and calls the real one).
  * The renewal batches locks due soon (within a tenth of their interval) with those due
  * now: with an interval of 2 s that window (200 ms) is longer than a retry, which is what
  * made a failing renewal retry at once, tens of thousands of times in 2 s. */
 #include "harness.h"
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,10 +24,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define FAIL_MS 2000
 #define MAX_ATTEMPTS 30
+
+/* connect() calls to the test server's socket, counted on their way to the real one: a
+ * server that is down cannot count the attempts it refuses. */
+static atomic_long server_connects;
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    static int (*real)(int, const struct sockaddr *, socklen_t);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "connect");
+    if (addr && addr->sa_family == AF_UNIX && rt_main.sock[0] &&
+        strcmp(((const struct sockaddr_un *)addr)->sun_path, rt_main.sock) == 0)
+        atomic_fetch_add(&server_connects, 1);
+    return real(fd, addr, len);
+}
 
 static int flush_and_load(void **state)
 {
@@ -205,6 +225,34 @@ static void renewal_backs_off_when_server_stopped(void **state)
     redis_lock_client_close(c);
 }
 
+static void renewal_backs_off_when_server_down(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    lost_arg a = {0};
+    redis_lock *l = renewed_lock(c, "spin-down", &a);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    int64_t t0 = rt_now_ms();
+    rt_sleep_ms(1800);
+    /* killed: every connection attempt is refused at once (the socket file stays) */
+    assert_int_equal(kill(rt_main.pid, SIGKILL), 0);
+    long before = atomic_load(&server_connects);
+    rt_sleep_ms(FAIL_MS);
+    long n = atomic_load(&server_connects) - before;
+    rt_server_restart(&rt_main); /* empty: the lock is gone with the old server */
+    print_message("server down for %d ms: the renewal made %ld connection attempts (at most "
+                  "%d allowed)\n", FAIL_MS, n, MAX_ATTEMPTS);
+    assert_true(n >= 1);
+    assert_true(n <= MAX_ATTEMPTS);
+    /* the restarted server has no key: the next renewal finds it gone */
+    int64_t end = t0 + 8000;
+    while (atomic_load(&a.calls) == 0 && rt_now_ms() < end)
+        rt_sleep_ms(20);
+    assert_int_equal(atomic_load(&a.calls), 1);
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+}
+
 typedef struct {
     redis_lock *l;
     int rc;
@@ -254,6 +302,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(renewal_backs_off_on_readonly, flush_and_load),
         cmocka_unit_test_setup(renewal_backs_off_when_server_stopped, flush_and_load),
+        cmocka_unit_test_setup(renewal_backs_off_when_server_down, flush_and_load),
         cmocka_unit_test_setup(acquire_backs_off_when_server_stopped, flush_and_load),
     };
     return RT_RUN(tests, argc, argv, 1);
