@@ -102,7 +102,7 @@ static int append_try(redis_lock *l, rl_buf *b)
 typedef struct {
     bool popped;     /* a release signal was consumed */
     bool have_try;   /* the try queued behind the BLPOP ran: res holds its result */
-    bool maybe_tried;/* the connection was lost: that try may or may not have run */
+    bool maybe_tried;/* its answer was lost: that try may or may not have run */
     int64_t tried_ms;/* when its answer came (about when it ran) */
     try_result res;
 } wait_outcome;
@@ -173,10 +173,11 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, wait_outco
     w->maybe_tried = false;
     w->tried_ms = rl_now_ms();
     if (rl_is_noscript(r)) {
-        /* script cache flushed: no try ran; the next try (rl_script) loads the script */
+        /* script cache flushed: no try ran; the next one goes through rl_script (EVAL) */
     } else if ((rc = rl_reply_error(r, "lock script failed")) == 0) {
         rc = rl_parse_acquire_reply(r, l->id, &w->res);
         w->have_try = rc == 0;
+        w->maybe_tried = rc != 0; /* an answer we cannot read says nothing about the key */
     }
     freeReplyObject(r);
     if (w->have_try && w->res.acquired)
@@ -249,7 +250,7 @@ typedef struct {
     int64_t deadline;   /* RL_INFINITE: none */
     rl_conn *conn;      /* NULL: connect before the next try; else healthy */
     rl_backoff backoff; /* between attempts after a failure */
-    int reconnects;     /* an acquire without a timeout reconnects once, no more */
+    int reconnects;     /* a try-once acquire (timeout 0) reconnects once, no more */
     bool unanswered;    /* a try was sent and its answer lost: the key may be ours */
     bool have_answer;   /* res holds the answer of a try not judged yet */
     try_result res;
@@ -412,21 +413,29 @@ static int acquire_wait(acquire_state *st, int64_t until)
     return 0;
 }
 
-/* Every way out of an acquire but success: the connection goes back to the pool, and
- * what an unanswered try may have taken is given back. Returns rc with its message. */
-static int acquire_end(acquire_state *st, int rc)
+/* Give back what an unanswered try may have taken: run the release script (it deletes
+ * the key only if it holds our id). Best effort: if the server cannot be reached now
+ * either, the key stays until its expiry. The error being returned keeps its message. */
+static void acquire_give_back(acquire_state *st)
 {
     redis_lock *l = st->l;
-    rl_client_put(l->client, st->conn, true);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
+    int rc = rl_lock_release_now(l);
+    rl_log(l->client, LOG_DEBUG, "giving back what an unanswered try of %s may have taken: %s",
+           l->name, rc == 0 ? "released" : redis_lock_last_error());
+    rl_error(0, "%s", msg);
+    st->unanswered = false;
+}
+
+/* Every way out of an acquire but success: the connection goes back to the pool, and
+ * what an unanswered try may have taken is given back. Returns rc. */
+static int acquire_end(acquire_state *st, int rc)
+{
+    rl_client_put(st->l->client, st->conn, true);
     st->conn = NULL;
-    if (st->unanswered) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
-        int given = rl_lock_release_now(l);
-        rl_log(l->client, LOG_DEBUG, "giving back what an unanswered try of %s may have "
-               "taken: %s", l->name, given == 0 ? "released" : redis_lock_last_error());
-        rc = rl_error(rc, "%s", msg);
-    }
+    if (st->unanswered)
+        acquire_give_back(st);
     return rc;
 }
 
