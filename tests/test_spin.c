@@ -297,9 +297,42 @@ static void acquire_backs_off_when_server_stopped(void **state)
     redis_lock_client_close(c);
 }
 
+/* The back-off itself: never under the minimum, doubling to the cap, with a random part of
+ * up to half the step (so that two clients that failed together drift apart). */
+static void backoff_grows_with_jitter(void **state)
+{
+    (void)state;
+    rl_backoff b = {0};
+    int64_t step = RL_BACKOFF_MIN_MS;
+    for (int i = 0; i < 8; i++) {
+        int64_t w = rl_backoff_next(&b, 1000);
+        if (w < step || w > step + step / 2)
+            fail_msg("wait %d: %lld ms, expected %lld..%lld", i, (long long)w,
+                     (long long)step, (long long)(step + step / 2));
+        step = step * 2 > 1000 ? 1000 : step * 2;
+    }
+    rl_backoff_reset(&b);
+    assert_true(rl_backoff_next(&b, 1000) <= RL_BACKOFF_MIN_MS * 3 / 2);
+    /* a cap under the minimum still waits the minimum */
+    rl_backoff tiny = {0};
+    assert_true(rl_backoff_next(&tiny, 10) >= RL_BACKOFF_MIN_MS);
+    /* jitter: 50 first waits are not all the same */
+    int64_t first = -1;
+    bool differ = false;
+    for (int i = 0; i < 50; i++) {
+        rl_backoff one = {0};
+        int64_t w = rl_backoff_next(&one, 1000);
+        if (first >= 0 && w != first)
+            differ = true;
+        first = w;
+    }
+    assert_true(differ);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backoff_grows_with_jitter),
         cmocka_unit_test_setup(renewal_backs_off_on_readonly, flush_and_load),
         cmocka_unit_test_setup(renewal_backs_off_when_server_stopped, flush_and_load),
         cmocka_unit_test_setup(renewal_backs_off_when_server_down, flush_and_load),
