@@ -119,7 +119,9 @@ REDIS_LOCK_EXTERN void redis_lock_free(redis_lock *lock);
  * Returns REDIS_LOCK_OK, REDIS_LOCK_BUSY when not acquired in time, REDIS_LOCK_EALREADY
  * when this id owns it already, REDIS_LOCK_ETOOLONG (timeout > expire without renewal),
  * REDIS_LOCK_ECANCELED (redis_lock_cancel), or another negative code. A waiting acquire
- * survives dropped connections until its deadline. */
+ * survives dropped connections until its deadline (reconnecting after a back-off of at
+ * least 100 ms). On failure nothing is left held by this id: a try whose answer was lost
+ * is released (if the server cannot be reached for that either, the key expires). */
 REDIS_LOCK_EXTERN int redis_lock_acquire(redis_lock *lock, int64_t timeout_ms);
 
 /* Release a lock this handle owns and wake one waiter. REDIS_LOCK_ENOTHELD when it is
