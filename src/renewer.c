@@ -121,9 +121,11 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         redisReply *rep = m->replies[i];
         if (rep->type == REDIS_REPLY_INTEGER)
             m->results[i] = (int)rep->integer;
-        else
+        else if (rep->str)
             rl_log(c, LOG_WARNING, "renewing %s: %.*s", m->batch[i]->name, (int)rep->len,
-                   rep->str ? rep->str : "unexpected reply");
+                   rep->str);
+        else
+            rl_log(c, LOG_WARNING, "renewing %s: unexpected reply", m->batch[i]->name);
         freeReplyObject(rep);
         m->replies[i] = NULL;
     }
