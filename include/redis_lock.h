@@ -7,7 +7,13 @@
  * Errors: every function that can fail returns int: REDIS_LOCK_OK (0) on success,
  * REDIS_LOCK_BUSY (1) where a lock was not acquired, or a negative REDIS_LOCK_E* code.
  * redis_lock_strerror() names a code; redis_lock_last_error() gives this thread's detail.
- * Times are milliseconds on the monotonic clock. */
+ * Times are milliseconds on the monotonic clock.
+ *
+ * Options structs begin with `unsigned version`; fill one with its _init function, then
+ * set fields. A struct gains fields only at its end, under a new version; the library
+ * reads only the fields of the version the caller's struct carries (the newer ones keep
+ * their defaults), so a program built against an older header keeps working with a newer
+ * library. A version newer than the library's is REDIS_LOCK_EINVAL. */
 #ifndef REDIS_LOCK_H
 #define REDIS_LOCK_H
 
@@ -171,6 +177,7 @@ REDIS_LOCK_EXTERN int redis_lock_with(redis_lock *lock, int64_t timeout_ms,
  * non-zero to fail (nothing is stored; the caller gets REDIS_LOCK_EUSER). */
 typedef int (*redis_lock_value_fn)(void *payload, char **value, size_t *len);
 
+/* It embeds redis_lock_options: when that struct gains a version, this one does too. */
 #define REDIS_LOCK_CACHE_OPTIONS_VERSION 1
 typedef struct {
     unsigned version;        /* REDIS_LOCK_CACHE_OPTIONS_VERSION */

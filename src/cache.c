@@ -7,6 +7,13 @@
 #include <string.h>
 #include <syslog.h>
 
+/* Where each version's fields end (see rl_options_copy). Version 1 ends with a version 1
+ * redis_lock_options, whatever that struct has grown to since. */
+static const size_t cache_options_ends[] = {
+    [1] = offsetof(redis_lock_cache_options, lock) +
+          RL_FIELD_END(redis_lock_options, on_lost_payload),
+};
+
 void redis_lock_cache_options_init(redis_lock_cache_options *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -64,10 +71,13 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
     if (!c || !key || !*key || !opts || !make || !out_value || !out_len)
         return rl_error(REDIS_LOCK_EINVAL, "cache_get_or_set: client, a non-empty key, opts, "
                         "make and both outputs are required");
-    if (opts->version != REDIS_LOCK_CACHE_OPTIONS_VERSION)
-        return rl_error(REDIS_LOCK_EINVAL, "cache options version %u, expected %u (call "
-                        "redis_lock_cache_options_init)", opts->version,
-                        REDIS_LOCK_CACHE_OPTIONS_VERSION);
+    redis_lock_cache_options o;
+    redis_lock_cache_options_init(&o);
+    int rc = rl_options_copy(&o, opts, cache_options_ends, REDIS_LOCK_CACHE_OPTIONS_VERSION,
+                             "redis_lock_cache_options");
+    if (rc)
+        return rc;
+    opts = &o; /* o.lock is read by redis_lock_new by its own version */
     if (opts->ttl_ms <= 0 || opts->ttl_ms > RL_MAX_MS)
         return rl_error(REDIS_LOCK_EINVAL, "ttl_ms must be > 0 and <= %lld", (long long)RL_MAX_MS);
     if (opts->timeout_ms < -1)
@@ -75,7 +85,6 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
     rl_client_check_fork(c);
 
     bool hit = false;
-    int rc;
     if (!opts->refresh) {
         rc = cache_get(c, key, &hit, out_value, out_len);
         if (rc || hit)

@@ -66,6 +66,11 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
     c->opts.log(level, msg, c->opts.log_payload);
 }
 
+/* Where each version's fields end (see rl_options_copy). */
+static const size_t client_options_ends[] = {
+    [1] = RL_FIELD_END(redis_lock_client_options, log_payload),
+};
+
 void redis_lock_client_options_init(redis_lock_client_options *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -150,15 +155,15 @@ int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_opti
     if (!out)
         return rl_error(REDIS_LOCK_EINVAL, "out is NULL");
     *out = NULL;
-    redis_lock_client_options defaults;
-    if (!opts) {
-        redis_lock_client_options_init(&defaults);
-        opts = &defaults;
+    redis_lock_client_options o;
+    redis_lock_client_options_init(&o);
+    if (opts) {
+        int rc = rl_options_copy(&o, opts, client_options_ends,
+                                 REDIS_LOCK_CLIENT_OPTIONS_VERSION, "redis_lock_client_options");
+        if (rc)
+            return rc;
     }
-    if (opts->version != REDIS_LOCK_CLIENT_OPTIONS_VERSION)
-        return rl_error(REDIS_LOCK_EINVAL, "client options version %u, expected %u (call "
-                        "redis_lock_client_options_init)", opts->version,
-                        REDIS_LOCK_CLIENT_OPTIONS_VERSION);
+    opts = &o;
     if (opts->connect_timeout_ms <= 0 || opts->command_timeout_ms <= 0)
         return rl_error(REDIS_LOCK_EINVAL, "timeouts must be > 0 ms");
     pthread_once(&atfork_once, register_atfork);

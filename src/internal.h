@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define RL_FORMAT(a, b) __attribute__((format(printf, a, b)))
@@ -16,6 +17,18 @@
 /* The longest time we accept (about 317 years): expiries above it are EINVAL, waits above
  * it are forever. It keeps every deadline's arithmetic (in microseconds) from overflowing. */
 #define RL_MAX_MS INT64_C(10000000000000)
+
+/* ---- options structs: the library reads only the fields of the caller's version ----
+ * A public options struct begins with `unsigned version` and grows only by appending
+ * fields under a new version. A caller built against version v passes a struct that ends
+ * where version v's last field ends, so the library must not copy sizeof of today's
+ * struct from it. Each struct has a table ends[v] = RL_FIELD_END(type, last field of v)
+ * for 1 <= v <= the current version (when a version is added, add its entry; never change
+ * an old one). rl_options_copy() checks the caller's version and copies its fields over
+ * *dst, which holds the defaults (the _init function's), so newer fields keep them. */
+#define RL_FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+int rl_options_copy(void *dst, const void *src, const size_t *ends, unsigned current,
+                    const char *type);
 
 /* ---- alloc.c: every allocation of ours goes through these (tests can fail the Nth) ---- */
 void *rl_malloc(size_t n);

@@ -13,6 +13,11 @@
 
 #define RL_ID_BYTES 18
 
+/* Where each version's fields end (see rl_options_copy). */
+static const size_t lock_options_ends[] = {
+    [1] = RL_FIELD_END(redis_lock_options, on_lost_payload),
+};
+
 void redis_lock_options_init(redis_lock_options *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -22,9 +27,6 @@ void redis_lock_options_init(redis_lock_options *opts)
 
 static int validate_options(const redis_lock_options *o)
 {
-    if (o->version != REDIS_LOCK_OPTIONS_VERSION)
-        return rl_error(REDIS_LOCK_EINVAL, "lock options version %u, expected %u (call "
-                        "redis_lock_options_init)", o->version, REDIS_LOCK_OPTIONS_VERSION);
     if (o->expire_ms < 0 || o->expire_ms > RL_MAX_MS)
         return rl_error(REDIS_LOCK_EINVAL, "expire_ms must be >= 0 and <= %lld (got %lld)",
                         (long long)RL_MAX_MS, (long long)o->expire_ms);
@@ -122,12 +124,14 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
         return rl_error(REDIS_LOCK_EINVAL, "client is NULL");
     if (!name || !*name)
         return rl_error(REDIS_LOCK_EINVAL, "lock name must not be NULL or empty");
-    redis_lock_options defaults;
-    if (!opts) {
-        redis_lock_options_init(&defaults);
-        opts = &defaults;
-    }
-    int rc = validate_options(opts);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    int rc = opts ? rl_options_copy(&o, opts, lock_options_ends, REDIS_LOCK_OPTIONS_VERSION,
+                                    "redis_lock_options") : 0;
+    if (rc)
+        return rc;
+    opts = &o;
+    rc = validate_options(opts);
     if (rc)
         return rc;
     redis_lock *l = rl_calloc(1, sizeof *l);
