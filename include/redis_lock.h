@@ -9,11 +9,12 @@
  * redis_lock_strerror() names a code; redis_lock_last_error() gives this thread's detail.
  * Times are milliseconds on the monotonic clock.
  *
- * Options structs begin with `unsigned version`; fill one with its _init function, then
- * set fields. A struct gains fields only at its end, under a new version; the library
- * reads only the fields of the version the caller's struct carries (the newer ones keep
- * their defaults), so a program built against an older header keeps working with a newer
- * library. A version newer than the library's is REDIS_LOCK_EINVAL. */
+ * Options structs begin with `unsigned version`; fill one with its _init macro, then set
+ * fields. A struct gains fields only at its end, under a new version. The _init macro
+ * passes the header's version, and the library writes and reads only the fields of the
+ * version a caller's struct carries (newer fields keep their defaults), so a program built
+ * against an older header keeps working with a newer library. A version newer than the
+ * library's is REDIS_LOCK_EINVAL. */
 #ifndef REDIS_LOCK_H
 #define REDIS_LOCK_H
 
@@ -78,8 +79,11 @@ typedef struct {
     void *log_payload;
 } redis_lock_client_options;
 
-/* Fill opts with the defaults. */
-REDIS_LOCK_EXTERN void redis_lock_client_options_init(redis_lock_client_options *opts);
+/* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */
+REDIS_LOCK_EXTERN void redis_lock_client_options_init_version(redis_lock_client_options *opts,
+                                                              unsigned version);
+#define redis_lock_client_options_init(opts) \
+    redis_lock_client_options_init_version((opts), REDIS_LOCK_CLIENT_OPTIONS_VERSION)
 
 /* Create a client; opts NULL: defaults. The first connection is made here, so a bad
  * address or password is reported now (REDIS_LOCK_ECONN, REDIS_LOCK_ESERVER,
@@ -111,7 +115,10 @@ typedef struct {
     void *on_lost_payload;
 } redis_lock_options;
 
-REDIS_LOCK_EXTERN void redis_lock_options_init(redis_lock_options *opts);
+/* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */
+REDIS_LOCK_EXTERN void redis_lock_options_init_version(redis_lock_options *opts, unsigned version);
+#define redis_lock_options_init(opts) \
+    redis_lock_options_init_version((opts), REDIS_LOCK_OPTIONS_VERSION)
 
 /* Create a handle for the lock NAME (any bytes but NUL, not empty); opts NULL: defaults.
  * Nothing is sent to Redis. *out is owned by the caller: redis_lock_free(). */
@@ -188,7 +195,11 @@ typedef struct {
                                 auto-renewal, so a crashed computer frees it */
 } redis_lock_cache_options;
 
-REDIS_LOCK_EXTERN void redis_lock_cache_options_init(redis_lock_cache_options *opts);
+/* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */
+REDIS_LOCK_EXTERN void redis_lock_cache_options_init_version(redis_lock_cache_options *opts,
+                                                             unsigned version);
+#define redis_lock_cache_options_init(opts) \
+    redis_lock_cache_options_init_version((opts), REDIS_LOCK_CACHE_OPTIONS_VERSION)
 
 /* Get KEY, or compute it once under the lock "get_or_set:KEY" and store it for ttl_ms.
  * *out_value is malloc'd, NUL-terminated one byte past *out_len; free() it.

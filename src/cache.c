@@ -7,21 +7,31 @@
 #include <string.h>
 #include <syslog.h>
 
-/* Where each version's fields end (see rl_options_copy). Version 1 ends with a version 1
- * redis_lock_options, whatever that struct has grown to since. */
+/* Where each version's fields end (see rl_options_copy), and the version of the
+ * redis_lock_options each embeds. Version 1 ends with a version 1 redis_lock_options,
+ * whatever that struct has grown to since. */
 static const size_t cache_options_ends[] = {
     [1] = offsetof(redis_lock_cache_options, lock) +
           RL_FIELD_END(redis_lock_options, on_lost_payload),
 };
+static const unsigned cache_lock_versions[] = {[1] = 1};
 
-void redis_lock_cache_options_init(redis_lock_cache_options *opts)
+void redis_lock_cache_options_init_version(redis_lock_cache_options *opts, unsigned version)
 {
-    memset(opts, 0, sizeof *opts);
-    opts->version = REDIS_LOCK_CACHE_OPTIONS_VERSION;
-    opts->timeout_ms = -1;
-    redis_lock_options_init(&opts->lock);
-    opts->lock.expire_ms = 30000;
-    opts->lock.auto_renewal = true;
+    redis_lock_cache_options d;
+    memset(&d, 0, sizeof d);
+    d.timeout_ms = -1;
+    unsigned v = version < REDIS_LOCK_CACHE_OPTIONS_VERSION ? version
+                                                            : REDIS_LOCK_CACHE_OPTIONS_VERSION;
+    redis_lock_options_init_version(&d.lock, v ? cache_lock_versions[v] : 0);
+    d.lock.expire_ms = 30000;
+    d.lock.auto_renewal = true;
+    rl_options_init(opts, &d, cache_options_ends, REDIS_LOCK_CACHE_OPTIONS_VERSION, version);
+}
+
+void(redis_lock_cache_options_init)(redis_lock_cache_options *opts)
+{
+    redis_lock_cache_options_init_version(opts, 1);
 }
 
 /* GET key: 0 with *hit set (and the value copied out), or an error. */

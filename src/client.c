@@ -71,12 +71,18 @@ static const size_t client_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_client_options, log_payload),
 };
 
-void redis_lock_client_options_init(redis_lock_client_options *opts)
+void redis_lock_client_options_init_version(redis_lock_client_options *opts, unsigned version)
 {
-    memset(opts, 0, sizeof *opts);
-    opts->version = REDIS_LOCK_CLIENT_OPTIONS_VERSION;
-    opts->connect_timeout_ms = 2000;
-    opts->command_timeout_ms = 2000;
+    redis_lock_client_options d;
+    memset(&d, 0, sizeof d);
+    d.connect_timeout_ms = 2000;
+    d.command_timeout_ms = 2000;
+    rl_options_init(opts, &d, client_options_ends, REDIS_LOCK_CLIENT_OPTIONS_VERSION, version);
+}
+
+void(redis_lock_client_options_init)(redis_lock_client_options *opts)
+{
+    redis_lock_client_options_init_version(opts, 1);
 }
 
 /* A pooled connection that has data or EOF waiting while idle was dropped by the

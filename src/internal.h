@@ -18,17 +18,26 @@
  * it are forever. It keeps every deadline's arithmetic (in microseconds) from overflowing. */
 #define RL_MAX_MS INT64_C(10000000000000)
 
-/* ---- options structs: the library reads only the fields of the caller's version ----
+/* ---- options.c: the library writes and reads only the fields of the caller's version ----
  * A public options struct begins with `unsigned version` and grows only by appending
- * fields under a new version. A caller built against version v passes a struct that ends
- * where version v's last field ends, so the library must not copy sizeof of today's
- * struct from it. Each struct has a table ends[v] = RL_FIELD_END(type, last field of v)
- * for 1 <= v <= the current version (when a version is added, add its entry; never change
- * an old one). rl_options_copy() checks the caller's version and copies its fields over
- * *dst, which holds the defaults (the _init function's), so newer fields keep them. */
+ * fields under a new version. A caller built against version v has a struct that ends
+ * where version v's last field ends, so the library must never write or read sizeof of
+ * today's struct there. Each struct has a table ends[v] = RL_FIELD_END(type, last field of
+ * version v) for 1 <= v <= the current version: when a version is added, add its entry and
+ * never change an old one.
+ * rl_options_init() fills a caller's struct of `version` from full current defaults.
+ * rl_options_copy() checks the caller's version and copies its fields over *dst, which
+ * holds the current defaults, so newer fields keep them. */
 #define RL_FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+void rl_options_init(void *dst, const void *defaults, const size_t *ends, unsigned current,
+                     unsigned version);
 int rl_options_copy(void *dst, const void *src, const size_t *ends, unsigned current,
                     const char *type);
+/* The 1.0 entry points, called by programs built against the 1.0 header (where _init was
+ * a function, not a macro): they fill version 1. */
+REDIS_LOCK_EXTERN void(redis_lock_client_options_init)(redis_lock_client_options *opts);
+REDIS_LOCK_EXTERN void(redis_lock_options_init)(redis_lock_options *opts);
+REDIS_LOCK_EXTERN void(redis_lock_cache_options_init)(redis_lock_cache_options *opts);
 
 /* ---- alloc.c: every allocation of ours goes through these (tests can fail the Nth) ---- */
 void *rl_malloc(size_t n);

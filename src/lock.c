@@ -18,11 +18,17 @@ static const size_t lock_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_options, on_lost_payload),
 };
 
-void redis_lock_options_init(redis_lock_options *opts)
+void redis_lock_options_init_version(redis_lock_options *opts, unsigned version)
 {
-    memset(opts, 0, sizeof *opts);
-    opts->version = REDIS_LOCK_OPTIONS_VERSION;
-    opts->signal_expire_ms = 1000;
+    redis_lock_options d;
+    memset(&d, 0, sizeof d);
+    d.signal_expire_ms = 1000;
+    rl_options_init(opts, &d, lock_options_ends, REDIS_LOCK_OPTIONS_VERSION, version);
+}
+
+void(redis_lock_options_init)(redis_lock_options *opts)
+{
+    redis_lock_options_init_version(opts, 1);
 }
 
 static int validate_options(const redis_lock_options *o)

@@ -3,6 +3,18 @@
 
 #include <string.h>
 
+void rl_options_init(void *dst, const void *defaults, const size_t *ends, unsigned current,
+                     unsigned version)
+{
+    if (!dst)
+        return;
+    /* A version newer than ours (a newer header, an older library): the fields we know;
+     * the version stays the caller's, so using the struct reports it. */
+    if (version >= 1)
+        memcpy(dst, defaults, ends[version <= current ? version : current]);
+    memcpy(dst, &version, sizeof version);
+}
+
 int rl_options_copy(void *dst, const void *src, const size_t *ends, unsigned current,
                     const char *type)
 {
