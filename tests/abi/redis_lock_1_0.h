@@ -1,0 +1,209 @@
+/* redis_lock.h - distributed locks over Redis, wire-compatible with python-redis-lock 4.x.
+ *
+ * Threading: a redis_lock_client may be shared by all threads of a process; a redis_lock
+ * handle is used by one thread at a time (the library's own renewal thread aside).
+ * redis_lock_cancel() may be called from any thread or from a signal handler.
+ *
+ * Errors: every function that can fail returns int: REDIS_LOCK_OK (0) on success,
+ * REDIS_LOCK_BUSY (1) where a lock was not acquired, or a negative REDIS_LOCK_E* code.
+ * redis_lock_strerror() names a code; redis_lock_last_error() gives this thread's detail.
+ * Times are milliseconds on the monotonic clock. */
+#ifndef REDIS_LOCK_H
+#define REDIS_LOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REDIS_LOCK_VERSION_MAJOR 1
+#define REDIS_LOCK_VERSION_MINOR 0
+#define REDIS_LOCK_VERSION_PATCH 0
+
+#if defined(REDIS_LOCK_BUILDING) && defined(__GNUC__)
+#define REDIS_LOCK_EXTERN __attribute__((visibility("default")))
+#else
+#define REDIS_LOCK_EXTERN
+#endif
+
+/* The error table: name, value, message. Numeric values are the implementation's;
+ * the names are the contract. */
+#define REDIS_LOCK_ERRNO_MAP(X)                                                       \
+    X(OK, 0, "success")                                                               \
+    X(BUSY, 1, "lock is held by another owner")                                       \
+    X(EINVAL, -1, "invalid argument")                                                 \
+    X(ETOOLONG, -2, "timeout is longer than the lock's expiry")                       \
+    X(ENOEXPIRE, -3, "lock has no expiry to extend")                                  \
+    X(ENOTHELD, -4, "lock is not held by this owner")                                 \
+    X(EALREADY, -5, "lock is already held by this owner")                             \
+    X(ECONN, -6, "connection to Redis failed")                                        \
+    X(ESERVER, -7, "Redis replied with an error")                                     \
+    X(ENOMEM, -8, "out of memory")                                                    \
+    X(EUSER, -9, "a callback reported failure")                                       \
+    X(ECANCELED, -10, "wait canceled")
+
+typedef enum {
+#define REDIS_LOCK_ENUM_(name, value, msg) REDIS_LOCK_##name = (value),
+    REDIS_LOCK_ERRNO_MAP(REDIS_LOCK_ENUM_)
+#undef REDIS_LOCK_ENUM_
+} redis_lock_code;
+
+/* ---- client: a thread-safe connection pool to one Redis ---- */
+
+typedef struct redis_lock_client redis_lock_client;
+
+#define REDIS_LOCK_CLIENT_OPTIONS_VERSION 1
+typedef struct {
+    unsigned version;       /* REDIS_LOCK_CLIENT_OPTIONS_VERSION */
+    const char *url;        /* redis://[[user]:pass@]host[:port][/db] or
+                               unix://[[user]:pass@]/path[?db=N];
+                               NULL: $REDIS_URL, else redis://127.0.0.1:6379/0 */
+    int connect_timeout_ms; /* default 2000 */
+    int command_timeout_ms; /* default 2000: how long Redis may stay silent on a command
+                               (a large reply may take longer in all); never cuts a lock
+                               wait short */
+    /* NULL: silent. Gets syslog priorities (LOG_ERR ... LOG_DEBUG); may run on the
+     * renewal thread; must not call back into the library. */
+    void (*log)(int level, const char *message, void *payload);
+    void *log_payload;
+} redis_lock_client_options;
+
+/* Fill opts with the defaults. */
+REDIS_LOCK_EXTERN void redis_lock_client_options_init(redis_lock_client_options *opts);
+
+/* Create a client; opts NULL: defaults. The first connection is made here, so a bad
+ * address or password is reported now (REDIS_LOCK_ECONN, REDIS_LOCK_ESERVER,
+ * REDIS_LOCK_EINVAL for a bad URL). *out is owned by the caller: redis_lock_client_close(). */
+REDIS_LOCK_EXTERN int redis_lock_client_open(redis_lock_client **out,
+                                             const redis_lock_client_options *opts);
+
+/* Close every connection and stop the renewal thread. All lock handles of the client
+ * must have been freed first. NULL is a no-op. */
+REDIS_LOCK_EXTERN void redis_lock_client_close(redis_lock_client *client);
+
+/* ---- lock ---- */
+
+typedef struct redis_lock redis_lock;
+typedef void (*redis_lock_lost_fn)(redis_lock *lock, void *payload);
+
+#define REDIS_LOCK_OPTIONS_VERSION 1
+typedef struct {
+    unsigned version;            /* REDIS_LOCK_OPTIONS_VERSION */
+    int64_t expire_ms;           /* 0: never expires (default) */
+    const char *id;              /* NULL: 18 random bytes, base64 (24 chars); copied */
+    bool auto_renewal;           /* needs expire_ms > 0 */
+    int64_t renewal_interval_ms; /* 0: expire_ms * 2 / 3 */
+    int64_t signal_expire_ms;    /* default 1000 */
+    int64_t max_hold_ms;         /* auto_renewal stops after the lock was held this long; 0: no cap */
+    bool fencing;                /* hand out a fencing token on each acquire */
+    redis_lock_lost_fn on_lost;  /* called once, from the renewal thread, when renewal
+                                    finds the lock gone; must not free the handle */
+    void *on_lost_payload;
+} redis_lock_options;
+
+REDIS_LOCK_EXTERN void redis_lock_options_init(redis_lock_options *opts);
+
+/* Create a handle for the lock NAME (any bytes but NUL, not empty); opts NULL: defaults.
+ * Nothing is sent to Redis. *out is owned by the caller: redis_lock_free(). */
+REDIS_LOCK_EXTERN int redis_lock_new(redis_lock **out, redis_lock_client *client,
+                                     const char *name, const redis_lock_options *opts);
+
+/* Stop renewing and free the handle; does not release the lock. NULL is a no-op. */
+REDIS_LOCK_EXTERN void redis_lock_free(redis_lock *lock);
+
+/* Acquire the lock, waiting at most timeout_ms (-1: forever, 0: try once).
+ * Returns REDIS_LOCK_OK, REDIS_LOCK_BUSY when not acquired in time, REDIS_LOCK_EALREADY
+ * when this id owns it already, REDIS_LOCK_ETOOLONG (timeout > expire without renewal),
+ * REDIS_LOCK_ECANCELED (redis_lock_cancel), or another negative code. A waiting acquire
+ * survives dropped connections until its deadline. */
+REDIS_LOCK_EXTERN int redis_lock_acquire(redis_lock *lock, int64_t timeout_ms);
+
+/* Release a lock this handle owns and wake one waiter. REDIS_LOCK_ENOTHELD when it is
+ * not owned by this id (expired, reset, or lost). */
+REDIS_LOCK_EXTERN int redis_lock_release(redis_lock *lock);
+
+/* Set the owned lock's expiry to expire_ms (0: the handle's own expire_ms, EINVAL when it
+ * has none). REDIS_LOCK_ENOTHELD when not owned, REDIS_LOCK_ENOEXPIRE when the key has
+ * no expiry. */
+REDIS_LOCK_EXTERN int redis_lock_extend(redis_lock *lock, int64_t expire_ms);
+
+/* *out = whether anyone holds the lock. */
+REDIS_LOCK_EXTERN int redis_lock_locked(redis_lock *lock, bool *out);
+
+/* *out = the owner id, malloc'd (free() it), or NULL when the lock is free. */
+REDIS_LOCK_EXTERN int redis_lock_get_owner_id(redis_lock *lock, char **out);
+
+/* *out_ms = remaining time to live; -1: held with no expiry; -2: free. */
+REDIS_LOCK_EXTERN int redis_lock_ttl(redis_lock *lock, int64_t *out_ms);
+
+/* Async-signal-safe. A waiting acquire (now or the next one on this handle) returns
+ * REDIS_LOCK_ECANCELED holding nothing. */
+REDIS_LOCK_EXTERN int redis_lock_cancel(redis_lock *lock);
+
+/* Delete the lock whoever owns it, and wake a waiter. */
+REDIS_LOCK_EXTERN int redis_lock_reset(redis_lock *lock);
+
+/* Reset every lock:* key (SCAN, not KEYS). out_count may be NULL. */
+REDIS_LOCK_EXTERN int redis_lock_reset_all(redis_lock_client *client, size_t *out_count);
+
+/* The handle's id and name; owned by the handle. */
+REDIS_LOCK_EXTERN const char *redis_lock_id(const redis_lock *lock);
+REDIS_LOCK_EXTERN const char *redis_lock_name(const redis_lock *lock);
+
+/* The fencing token of the last successful acquire (with fencing on); 0 otherwise. */
+REDIS_LOCK_EXTERN int64_t redis_lock_fencing_token(const redis_lock *lock);
+
+/* Acquire, run fn, release. Acquire's BUSY or error comes back without calling fn;
+ * otherwise the lock is released whatever fn returned, and the result is
+ * REDIS_LOCK_EUSER if fn returned non-zero, else the release's result. */
+REDIS_LOCK_EXTERN int redis_lock_with(redis_lock *lock, int64_t timeout_ms,
+                                      int (*fn)(void *payload), void *payload);
+
+/* ---- dogpile-safe cache ---- */
+
+/* Return 0 with *value malloc'd (ownership passes to the library) and *len set, or
+ * non-zero to fail (nothing is stored; the caller gets REDIS_LOCK_EUSER). */
+typedef int (*redis_lock_value_fn)(void *payload, char **value, size_t *len);
+
+#define REDIS_LOCK_CACHE_OPTIONS_VERSION 1
+typedef struct {
+    unsigned version;        /* REDIS_LOCK_CACHE_OPTIONS_VERSION */
+    int64_t ttl_ms;          /* > 0: how long the value lives; no default */
+    int64_t timeout_ms;      /* wait for another client's computation; -1 forever (default) */
+    bool refresh;            /* compute now (under the lock) even if a value is cached */
+    redis_lock_options lock; /* for the lock "get_or_set:KEY"; default: 30 s expiry with
+                                auto-renewal, so a crashed computer frees it */
+} redis_lock_cache_options;
+
+REDIS_LOCK_EXTERN void redis_lock_cache_options_init(redis_lock_cache_options *opts);
+
+/* Get KEY, or compute it once under the lock "get_or_set:KEY" and store it for ttl_ms.
+ * *out_value is malloc'd, NUL-terminated one byte past *out_len; free() it.
+ * REDIS_LOCK_BUSY when timeout_ms passed while another client computed;
+ * REDIS_LOCK_EUSER when make failed. */
+REDIS_LOCK_EXTERN int redis_lock_cache_get_or_set(redis_lock_client *client, const char *key,
+                                                  const redis_lock_cache_options *opts,
+                                                  redis_lock_value_fn make, void *payload,
+                                                  char **out_value, size_t *out_len);
+
+/* Delete the cached KEY; an absent key is success. */
+REDIS_LOCK_EXTERN int redis_lock_cache_delete(redis_lock_client *client, const char *key);
+
+/* ---- errors, version ---- */
+
+/* A static string naming code ("lock is held by another owner", ...). */
+REDIS_LOCK_EXTERN const char *redis_lock_strerror(int code);
+/* The symbolic name of code ("REDIS_LOCK_BUSY"), static. */
+REDIS_LOCK_EXTERN const char *redis_lock_code_name(int code);
+/* This thread's last failure, in detail; valid until this thread's next library call. */
+REDIS_LOCK_EXTERN const char *redis_lock_last_error(void);
+/* "MAJOR.MINOR.PATCH" */
+REDIS_LOCK_EXTERN const char *redis_lock_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REDIS_LOCK_H */
