@@ -22,6 +22,7 @@ if(TARGET redis-lock)
   list(APPEND CPACK_COMPONENTS_ALL tool)
 endif()
 
+set(CPACK_STRIP_FILES ON) # as Debian ships binaries (the debug info stays in the build)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # name_version_arch.deb
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${REDIS_LOCK_DEB_MAINTAINER}")
