@@ -3,7 +3,8 @@
 # Only touches apt when something is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libcmocka-dev redis-server redis-tools
-      python3-redis valgrind)
+      python3-redis valgrind
+      abigail-tools dpkg-dev file) # the ABI check; cpack -G DEB (dpkg-shlibdeps)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it: install packages, build with warnings as errors, run the
 # suite, install and build outside programs against the installed library (pkg-config and
-# find_package), then the suite under ASan+UBSan, the threaded tests under TSan, and the
+# find_package), a library-only build where cmocka and redis-server do not exist, the
+# Debian packages (built, checked, unpacked and built against), the ABI check against
+# release 1.0, then the suite under ASan+UBSan, the threaded tests under TSan, and the
 # single-process tests under valgrind memcheck.
 #   bash scripts/test.sh            everything
 #   bash scripts/test.sh --quick    build + suite only
@@ -13,7 +15,15 @@ quick=0
 bash scripts/deps.sh
 jobs=$(nproc)
 stages=0
-stage() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; stages=$((stages + 1)); }
+stage_name=
+stage_done() { [ -z "$stage_name" ] || printf '==== %s: %d s\n' "$stage_name" $((SECONDS - stage_t0)); }
+stage() {
+    stage_done
+    stage_name=$*
+    stage_t0=$SECONDS
+    printf '\n==== %s (%s)\n' "$*" "$(date +%T)"
+    stages=$((stages + 1))
+}
 
 stage "build (warnings are errors)"
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDIS_LOCK_WERROR=ON >/dev/null
@@ -21,7 +31,7 @@ cmake --build build-ci -j"$jobs"
 
 stage "test suite"
 (cd build-ci && ctest --output-on-failure -j"$jobs")
-if [ $quick = 1 ]; then echo "stages: 2 passed, 0 failed"; exit 0; fi
+if [ $quick = 1 ]; then stage_done; echo "stages: 2 passed, 0 failed"; exit 0; fi
 
 stage "install; outside programs via pkg-config and find_package"
 prefix=$(mktemp -d /tmp/redis-lock-prefix.XXXXXX)
@@ -38,6 +48,20 @@ cmake --build "$prefix/build-examples" >/dev/null
     LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -dumpmachine)" "$prefix/build-examples/turns" 3 2
 )
 [ -f "$prefix/share/man/man1/redis-lock.1" ] && man -l "$prefix/share/man/man1/redis-lock.1" >/dev/null 2>&1 || true
+
+stage "library-only build (BUILD_TESTING=OFF) where cmocka and redis-server do not exist"
+bash scripts/lib-only-check.sh build-deb
+
+stage "Debian packages: cpack, dpkg-deb -I/-c, dpkg -x, examples built and run against them"
+bash scripts/packages-check.sh build-deb
+
+stage "ABI: compatible with release 1.0 (abidiff; a program built against the 1.0 header)"
+# the stored 1.0 header is the released one (when the history is at hand)
+if git rev-parse -q --verify e678b02^{commit} >/dev/null 2>&1; then
+    git show e678b02:include/redis_lock.h | cmp - tests/abi/redis_lock_1_0.h
+fi
+bash scripts/abi-check.sh build-ci/libredislock.so.1
+(cd build-ci && ctest --output-on-failure -L abi)
 
 stage "ASan + UBSan: the whole suite"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DREDIS_LOCK_WERROR=ON -DREDIS_LOCK_SANITIZE=address >/dev/null
@@ -65,4 +89,5 @@ for t in $(cd build-ci && ctest -N -LE 'forks|chaos' | awk '/Test +#/ {print $3}
     fi
 done
 [ $fails = 0 ] || { echo "valgrind: $fails test programs failed"; exit 1; }
-printf '\n==== all checks passed (%s)\nstages: %d passed, 0 failed\n' "$(date +%T)" "$stages"
+stage_done
+printf '\n==== all checks passed (%s, %d s)\nstages: %d passed, 0 failed\n' "$(date +%T)" "$SECONDS" "$stages"
