@@ -15,6 +15,12 @@ static const size_t cache_options_ends[] = {
           RL_FIELD_END(redis_lock_options, on_lost_payload),
 };
 static const unsigned cache_lock_versions[] = {[1] = 1};
+_Static_assert(sizeof cache_options_ends / sizeof *cache_options_ends ==
+                       REDIS_LOCK_CACHE_OPTIONS_VERSION + 1 &&
+                   sizeof cache_lock_versions / sizeof *cache_lock_versions ==
+                       REDIS_LOCK_CACHE_OPTIONS_VERSION + 1,
+               "a new REDIS_LOCK_CACHE_OPTIONS_VERSION needs its entries in cache_options_ends "
+               "and cache_lock_versions");
 
 void redis_lock_cache_options_init_version(redis_lock_cache_options *opts, unsigned version)
 {

@@ -70,6 +70,9 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
 static const size_t client_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_client_options, log_payload),
 };
+_Static_assert(sizeof client_options_ends / sizeof *client_options_ends ==
+                   REDIS_LOCK_CLIENT_OPTIONS_VERSION + 1,
+               "a new REDIS_LOCK_CLIENT_OPTIONS_VERSION needs its entry in client_options_ends");
 
 void redis_lock_client_options_init_version(redis_lock_client_options *opts, unsigned version)
 {

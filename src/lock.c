@@ -17,6 +17,9 @@
 static const size_t lock_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_options, on_lost_payload),
 };
+_Static_assert(sizeof lock_options_ends / sizeof *lock_options_ends ==
+                   REDIS_LOCK_OPTIONS_VERSION + 1,
+               "a new REDIS_LOCK_OPTIONS_VERSION needs its entry in lock_options_ends");
 
 void redis_lock_options_init_version(redis_lock_options *opts, unsigned version)
 {
