@@ -16,7 +16,7 @@ ref=$root/abi/libredislock-1.0.abi
 supp=$root/abi/options-growth.suppr
 command -v abidiff >/dev/null || { echo "abi-check: abidiff not found (apt-get install abigail-tools)"; exit 1; }
 [ -f "$lib" ] || { echo "abi-check: no library at $lib"; exit 1; }
-readelf -S "$lib" | grep -q '\.debug_info' ||
+grep -q '\.debug_info' <<<"$(readelf -S "$lib")" ||
     { echo "abi-check: $lib has no debug info (build with -g: Debug or RelWithDebInfo)"; exit 1; }
 
 echo "abi-check: $lib against $ref"
