@@ -2,7 +2,8 @@
  *
  * Threading: a redis_lock_client may be shared by all threads of a process; a redis_lock
  * handle is used by one thread at a time (the library's own renewal thread aside).
- * redis_lock_cancel() may be called from any thread or from a signal handler.
+ * redis_lock_cancel() and redis_lock_cancel_token_cancel() may be called from any thread or
+ * from a signal handler.
  *
  * Errors: every function that can fail returns int: REDIS_LOCK_OK (0) on success,
  * REDIS_LOCK_BUSY (1) where a lock was not acquired, or a negative REDIS_LOCK_E* code.
@@ -204,11 +205,48 @@ REDIS_LOCK_EXTERN void redis_lock_cache_options_init_version(redis_lock_cache_op
 /* Get KEY, or compute it once under the lock "get_or_set:KEY" and store it for ttl_ms.
  * *out_value is malloc'd, NUL-terminated one byte past *out_len; free() it.
  * REDIS_LOCK_BUSY when timeout_ms passed while another client computed;
- * REDIS_LOCK_EUSER when make failed. */
+ * REDIS_LOCK_EUSER when make failed. To be able to stop it from a signal handler, see
+ * redis_lock_cache_get_or_set_cancelable below. */
 REDIS_LOCK_EXTERN int redis_lock_cache_get_or_set(redis_lock_client *client, const char *key,
                                                   const redis_lock_cache_options *opts,
                                                   redis_lock_value_fn make, void *payload,
                                                   char **out_value, size_t *out_len);
+
+/* Cancel tokens: how a signal handler (or another thread) stops a cache call that is
+ * running, the way redis_lock_cancel() stops a lock's acquire. A token is created once,
+ * handed to redis_lock_cache_get_or_set_cancelable(), and canceled with
+ * redis_lock_cancel_token_cancel(); it stays canceled (a call made with a canceled token
+ * returns REDIS_LOCK_ECANCELED at once), so use a new token to start over. One call at a
+ * time may use a token. */
+typedef struct redis_lock_cancel_token redis_lock_cancel_token;
+
+/* *out is owned by the caller: redis_lock_cancel_token_free(). */
+REDIS_LOCK_EXTERN int redis_lock_cancel_token_new(redis_lock_cancel_token **out);
+
+/* Async-signal-safe; any thread. Cancels the call using the token now, if any, and every
+ * later one. REDIS_LOCK_EINVAL for NULL. */
+REDIS_LOCK_EXTERN int redis_lock_cancel_token_cancel(redis_lock_cancel_token *token);
+
+/* Whether the token was canceled (async-signal-safe): a make callback that runs long may
+ * look, and stop early. */
+REDIS_LOCK_EXTERN bool redis_lock_cancel_token_canceled(const redis_lock_cancel_token *token);
+
+/* No call may be using it, nor a cancel be running on it. NULL is a no-op. */
+REDIS_LOCK_EXTERN void redis_lock_cancel_token_free(redis_lock_cancel_token *token);
+
+/* redis_lock_cache_get_or_set, cancelable (cancel NULL: it is the same call). A cancel
+ * makes it return REDIS_LOCK_ECANCELED holding nothing and storing nothing:
+ *  - waiting for another client's computation: the wait ends at once;
+ *  - just after the lock "get_or_set:KEY" was taken: it is released;
+ *  - while make runs: make is not interrupted (a long one may poll
+ *    redis_lock_cancel_token_canceled); what it returns is discarded, not stored, and
+ *    the lock is released.
+ * A command already sent to Redis (GET, SET, the release) is answered first, within the
+ * client's command timeout. A cancel after the value was stored changes nothing. */
+REDIS_LOCK_EXTERN int redis_lock_cache_get_or_set_cancelable(
+    redis_lock_client *client, const char *key, const redis_lock_cache_options *opts,
+    redis_lock_value_fn make, void *payload, redis_lock_cancel_token *cancel, char **out_value,
+    size_t *out_len);
 
 /* Delete the cached KEY; an absent key is success. */
 REDIS_LOCK_EXTERN int redis_lock_cache_delete(redis_lock_client *client, const char *key);

@@ -2,6 +2,7 @@
  * "get_or_set:KEY" while the others wait for it, then read what it stored. */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,70 @@ _Static_assert(sizeof cache_options_ends / sizeof *cache_options_ends ==
                        REDIS_LOCK_CACHE_OPTIONS_VERSION + 1,
                "a new REDIS_LOCK_CACHE_OPTIONS_VERSION needs its entries in cache_options_ends "
                "and cache_lock_versions");
+
+
+/* A cancel token. While a call waits for the lock, `lock` points at its handle, so that a
+ * cancel reaches the wait (redis_lock_cancel); `cancelers` counts the cancels that may be
+ * touching that handle, and the call waits for them to leave before it frees it (a
+ * cancel on another thread may have read the pointer just before it was cleared). */
+struct redis_lock_cancel_token {
+    atomic_int canceled;
+    atomic_bool in_use; /* a call is using the token */
+    _Atomic(redis_lock *) lock;
+    atomic_int cancelers;
+};
+
+int redis_lock_cancel_token_new(redis_lock_cancel_token **out)
+{
+    rl_error_clear();
+    if (!out)
+        return rl_error(REDIS_LOCK_EINVAL, "out is NULL");
+    *out = rl_calloc(1, sizeof **out);
+    if (!*out)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a cancel token");
+    return 0;
+}
+
+int redis_lock_cancel_token_cancel(redis_lock_cancel_token *t)
+{
+    if (!t)
+        return REDIS_LOCK_EINVAL; /* no last_error: this may run in a signal handler */
+    atomic_store(&t->canceled, 1);
+    atomic_fetch_add(&t->cancelers, 1);
+    redis_lock *l = atomic_load(&t->lock);
+    if (l)
+        redis_lock_cancel(l); /* async-signal-safe */
+    atomic_fetch_sub(&t->cancelers, 1);
+    return 0;
+}
+
+bool redis_lock_cancel_token_canceled(const redis_lock_cancel_token *t)
+{
+    return t && atomic_load(&((redis_lock_cancel_token *)t)->canceled);
+}
+
+void redis_lock_cancel_token_free(redis_lock_cancel_token *t)
+{
+    free(t);
+}
+
+static bool canceled(redis_lock_cancel_token *t)
+{
+    return t && atomic_load(&t->canceled);
+}
+
+/* Let cancels reach l (NULL: no more). The token's flag is set before a cancel looks at
+ * the pointer, so after attaching, a cancel either finds l or has set the flag already. */
+static void attach(redis_lock_cancel_token *t, redis_lock *l)
+{
+    if (!t)
+        return;
+    atomic_store(&t->lock, l);
+    if (!l)
+        while (atomic_load(&t->cancelers)) /* a cancel on another thread holds the old one */
+            sched_yield();
+}
+
 
 void redis_lock_cache_options_init_version(redis_lock_cache_options *opts, unsigned version)
 {
@@ -75,9 +140,24 @@ static int cache_set(redis_lock_client *c, const char *key, const char *value, s
     return rc;
 }
 
+static int get_or_set(redis_lock_client *c, const char *key,
+                      const redis_lock_cache_options *opts, redis_lock_value_fn make,
+                      void *payload, redis_lock_cancel_token *cancel, char **out_value,
+                      size_t *out_len);
+
 int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
                                 const redis_lock_cache_options *opts, redis_lock_value_fn make,
                                 void *payload, char **out_value, size_t *out_len)
+{
+    return redis_lock_cache_get_or_set_cancelable(c, key, opts, make, payload, NULL, out_value,
+                                                  out_len);
+}
+
+int redis_lock_cache_get_or_set_cancelable(redis_lock_client *c, const char *key,
+                                           const redis_lock_cache_options *opts,
+                                           redis_lock_value_fn make, void *payload,
+                                           redis_lock_cancel_token *cancel, char **out_value,
+                                           size_t *out_len)
 {
     rl_error_clear();
     if (out_value)
@@ -99,7 +179,22 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
     if (opts->timeout_ms < -1)
         return rl_error(REDIS_LOCK_EINVAL, "timeout_ms must be -1, 0 or > 0");
     rl_client_check_fork(c);
+    if (cancel && atomic_exchange(&cancel->in_use, true))
+        return rl_error(REDIS_LOCK_EINVAL, "cache_get_or_set: the cancel token is in use by "
+                        "another call");
+    int rc = get_or_set(c, key, opts, make, payload, cancel, out_value, out_len);
+    if (cancel)
+        atomic_store(&cancel->in_use, false);
+    return rc;
+}
 
+static int get_or_set(redis_lock_client *c, const char *key,
+                      const redis_lock_cache_options *opts, redis_lock_value_fn make,
+                      void *payload, redis_lock_cancel_token *cancel, char **out_value,
+                      size_t *out_len)
+{
+    if (canceled(cancel))
+        return rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled", key);
     bool hit = false;
     if (!opts->refresh) {
         rc = cache_get(c, key, &hit, out_value, out_len);
@@ -118,21 +213,34 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
     if (rc)
         return rc;
     rl_log(c, LOG_DEBUG, "cache miss for %s", key);
-    rc = redis_lock_acquire(l, opts->timeout_ms);
+    attach(cancel, l);
+    rc = canceled(cancel) ? rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled",
+                                     key)
+                          : redis_lock_acquire(l, opts->timeout_ms);
     if (rc == REDIS_LOCK_BUSY)
         rc = rl_error(REDIS_LOCK_BUSY, "timed out waiting for another client computing %s", key);
     if (rc) {
+        attach(cancel, NULL);
         redis_lock_free(l);
         return rc;
     }
+    /* From here on the lock is ours: every way out releases it. A cancel that came as the
+     * lock was won is seen here; one during make, after it. */
+    if (canceled(cancel))
+        rc = rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled (the lock just "
+                      "taken was released)", key);
     /* Whoever held the lock before us may have stored the value meanwhile. */
-    if (!opts->refresh)
+    if (!rc && !opts->refresh)
         rc = cache_get(c, key, &hit, out_value, out_len);
     if (!rc && !hit) {
         char *value = NULL;
         size_t len = 0;
         int user = make(payload, &value, &len);
-        if (user) {
+        if (canceled(cancel)) {
+            free(value);
+            rc = rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled while "
+                          "computing; nothing stored", key);
+        } else if (user) {
             free(value);
             rc = rl_error(REDIS_LOCK_EUSER, "computing %s failed (make returned %d); nothing "
                           "stored", key, user);
@@ -159,6 +267,7 @@ int redis_lock_cache_get_or_set(redis_lock_client *c, const char *key,
     char detail[512];
     snprintf(detail, sizeof detail, "%s", redis_lock_last_error());
     int rrc = redis_lock_release(l);
+    attach(cancel, NULL);
     redis_lock_free(l);
     if (rrc && rrc != REDIS_LOCK_ENOTHELD)
         rl_log(c, LOG_WARNING, "releasing the lock of %s: %s", key, redis_lock_strerror(rrc));

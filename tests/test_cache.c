@@ -1,10 +1,11 @@
 /* labels: threaded */
-/* The dogpile-safe cache within one process: TTL, failing make, refresh,
- * waiting for another thread's computation, big binary values, validation. The
+/* The dogpile-safe cache within one process: TTL, failing make, refresh, waiting for
+ * another thread's computation, big binary values, validation, cancel tokens. The
  * many-process stampede is test_cache_stampede.c. */
 #include "harness.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,6 +496,210 @@ static void cache_wrongtype_is_eserver(void **state)
     redis_lock_client_close(c);
 }
 
+/* ---- cancel tokens: a signal handler stops a cache call, leaving nothing behind ---- */
+
+static redis_lock_cancel_token *g_token; /* what SIGUSR1 cancels */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    redis_lock_cancel_token_cancel(g_token);
+}
+
+static void install_usr1(redis_lock_cancel_token *t)
+{
+    g_token = t;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+}
+
+/* The cache's lock and value are both gone, and no client is left blocked. */
+static void assert_nothing_left(const char *key)
+{
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:get_or_set:%s", key), 0);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS %s", key), 0);
+    redisReply *r = rt_cmd(&rt_main, "CLIENT LIST");
+    assert_null(strstr(r->str, "cmd=blpop"));
+    freeReplyObject(r);
+}
+
+typedef struct {
+    call_arg a;
+    redis_lock_cancel_token *token;
+} cancel_call_arg;
+
+static void *cancel_call_thread(void *p)
+{
+    cancel_call_arg *ca = p;
+    call_arg *a = &ca->a;
+    int64_t t0 = rt_now_ms();
+    a->rc = redis_lock_cache_get_or_set_cancelable(a->c, a->key, &a->o, make, a->m, ca->token,
+                                                   &a->v, &a->n);
+    a->took_ms = rt_now_ms() - t0;
+    return NULL;
+}
+
+static void cache_cancel_token_basics(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_cancel_token *t = NULL;
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_cancel_token_new(NULL));
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_cancel_token_cancel(NULL));
+    assert_false(redis_lock_cancel_token_canceled(NULL));
+    redis_lock_cancel_token_free(NULL);
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel_token_new(&t));
+    assert_false(redis_lock_cancel_token_canceled(t));
+    /* not canceled: the same as redis_lock_cache_get_or_set, miss then hit */
+    maker m = {0, 0, 0, "tv", 0, 0, 0};
+    redis_lock_cache_options o = cache_opts(5000);
+    char *v = NULL;
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        assert_rl(REDIS_LOCK_OK,
+                  redis_lock_cache_get_or_set_cancelable(c, "kb", &o, make, &m, t, &v, &n));
+        assert_string_equal(v, "tv");
+        free(v);
+    }
+    assert_int_equal(atomic_load(&m.calls), 1);
+    /* canceled before the call: ECANCELED at once, every time (a token stays canceled) */
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel_token_cancel(t));
+    assert_true(redis_lock_cancel_token_canceled(t));
+    o.refresh = true;
+    for (int i = 0; i < 2; i++) {
+        assert_rl(REDIS_LOCK_ECANCELED,
+                  redis_lock_cache_get_or_set_cancelable(c, "kb", &o, make, &m, t, &v, &n));
+        assert_null(v);
+        assert_int_equal(n, 0);
+    }
+    assert_int_equal(atomic_load(&m.calls), 1);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:get_or_set:kb"), 0);
+    redis_lock_cancel_token_free(t);
+    redis_lock_client_close(c);
+}
+
+/* SIGUSR1 while the call waits for another client's computation: the wait ends at once,
+ * the other holder keeps its lock, and the call never computed. A second call with a
+ * token in use is refused. */
+static void cache_cancel_during_wait(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock *holder = rt_new_lock(c, "get_or_set:kcw", 0);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(holder, 0));
+    redis_lock_cancel_token *t = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel_token_new(&t));
+    install_usr1(t);
+    maker m = {0, 0, 0, "never", 0, 0, 0};
+    cancel_call_arg ca = {{c, "kcw", cache_opts(5000), &m, -100, NULL, 0, 0}, t};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_call_thread, &ca), 0);
+    int64_t end = rt_now_ms() + 5000;
+    bool blocked = false;
+    while (!blocked && rt_now_ms() < end) {
+        redisReply *r = rt_cmd(&rt_main, "CLIENT LIST");
+        blocked = strstr(r->str, "cmd=blpop") != NULL;
+        freeReplyObject(r);
+        if (!blocked)
+            rt_sleep_ms(20);
+    }
+    assert_true(blocked);
+    char *v = NULL;
+    size_t n = 0;
+    redis_lock_cache_options o = cache_opts(5000);
+    assert_rl(REDIS_LOCK_EINVAL,
+              redis_lock_cache_get_or_set_cancelable(c, "kcw", &o, make, &m, t, &v, &n));
+    int64_t t0 = rt_now_ms();
+    assert_int_equal(pthread_kill(th, SIGUSR1), 0);
+    pthread_join(th, NULL);
+    int64_t took = rt_now_ms() - t0;
+    assert_rl(REDIS_LOCK_ECANCELED, ca.a.rc);
+    assert_null(ca.a.v);
+    assert_true(took < 2000);
+    assert_int_equal(atomic_load(&m.calls), 0);
+    rt_assert_owner(holder, redis_lock_id(holder));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(holder));
+    redis_lock_free(holder);
+    assert_nothing_left("kcw");
+    redis_lock_cancel_token_free(t);
+    redis_lock_client_close(c);
+}
+
+/* The client's log says "acquired get_or_set:..." right after the lock was taken, inside
+ * the acquire: a signal raised there lands in exactly that moment. */
+static void raise_on_acquired(int level, const char *message, void *payload)
+{
+    (void)level;
+    if (strncmp(message, "acquired get_or_set:", 20) == 0) {
+        atomic_fetch_add((atomic_int *)payload, 1);
+        raise(SIGUSR1);
+    }
+}
+
+static void cache_cancel_as_the_lock_is_taken(void **state)
+{
+    (void)state;
+    atomic_int raised = 0;
+    redis_lock_client_options co;
+    redis_lock_client_options_init(&co);
+    co.url = rt_main.url;
+    co.log = raise_on_acquired;
+    co.log_payload = &raised;
+    redis_lock_client *c = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_client_open(&c, &co));
+    redis_lock_cancel_token *t = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel_token_new(&t));
+    install_usr1(t);
+    maker m = {0, 0, 0, "never", 0, 0, 0};
+    redis_lock_cache_options o = cache_opts(5000);
+    char *v = NULL;
+    size_t n = 0;
+    assert_rl(REDIS_LOCK_ECANCELED,
+              redis_lock_cache_get_or_set_cancelable(c, "kct", &o, make, &m, t, &v, &n));
+    assert_int_equal(atomic_load(&raised), 1);
+    assert_null(v);
+    assert_int_equal(atomic_load(&m.calls), 0);
+    assert_nothing_left("kct"); /* not held for its 30 s expiry */
+    redis_lock_cancel_token_free(t);
+    redis_lock_client_close(c);
+}
+
+static redis_lock_cancel_token *g_make_token;
+
+static int make_then_signal(void *payload, char **value, size_t *len)
+{
+    int rc = make(payload, value, len);
+    raise(SIGUSR1);
+    assert_true(redis_lock_cancel_token_canceled(g_make_token));
+    return rc;
+}
+
+/* Canceled while make runs: what it returns is not stored; the lock is released. */
+static void cache_cancel_during_make(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_cancel_token *t = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_cancel_token_new(&t));
+    install_usr1(t);
+    g_make_token = t;
+    maker m = {0, 0, 0, "computed", 0, 0, 0};
+    redis_lock_cache_options o = cache_opts(5000);
+    char *v = NULL;
+    size_t n = 0;
+    assert_rl(REDIS_LOCK_ECANCELED, redis_lock_cache_get_or_set_cancelable(
+                                        c, "kcm", &o, make_then_signal, &m, t, &v, &n));
+    assert_int_equal(atomic_load(&m.calls), 1);
+    assert_null(v);
+    assert_int_equal(n, 0);
+    assert_nothing_left("kcm");
+    redis_lock_cancel_token_free(t);
+    redis_lock_client_close(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +718,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(cache_delete, rt_flush),
         cmocka_unit_test_setup(cache_invalid_arguments, rt_flush),
         cmocka_unit_test_setup(cache_wrongtype_is_eserver, rt_flush),
+        cmocka_unit_test_setup(cache_cancel_token_basics, rt_flush),
+        cmocka_unit_test_setup(cache_cancel_during_wait, rt_flush),
+        cmocka_unit_test_setup(cache_cancel_as_the_lock_is_taken, rt_flush),
+        cmocka_unit_test_setup(cache_cancel_during_make, rt_flush),
     };
     return RT_RUN(tests, argc, argv, 1);
 }
