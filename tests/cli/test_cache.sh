@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # redis-lock cache: hit and miss, failing commands not cached (status and stderr passed
-# on), binary-safe output of any size, --refresh, TTL, waits, and 50 simultaneous
-# misses running the command once.
+# on), binary-safe output of any size, --refresh, TTL, waits, 50 simultaneous misses
+# running the command once, and signals (none leaves the computing lock behind).
 . "$(dirname "$0")/lib.sh"
 start_server main
 export REDIS_URL=$URL
@@ -108,6 +108,59 @@ rc=$?
 check "SIGTERM while computing: passed on, the command's status 5 (got $rc)" test "$rc" = 5
 check "nothing cached" test "$(rcli EXISTS term)" = 0
 check "the computing lock was released" test "$(rcli EXISTS lock:get_or_set:term)" = 0
+
+# A signal just after the computing lock was taken, before the command starts: nothing is
+# left behind. stall_stderr.py holds that moment open: -v logs "acquired get_or_set:KEY"
+# right after the lock is taken, to a stderr pipe it has filled, so redis-lock blocks in
+# that write until the signal has come.
+cat >"$T/stall_stderr.py" <<'PY'
+# usage: stall_stderr.py PATTERN SIGNAL CMD...: run CMD with stderr on a pipe; once a line
+# matching PATTERN came, fill the pipe, run $THEN (sh), wait until $READY (sh) passes, send
+# SIGNAL, then drain the pipe; exit with CMD's status.
+import os, signal, subprocess, sys, time
+pattern, sig, cmd = sys.argv[1].encode(), getattr(signal, sys.argv[2]), sys.argv[3:]
+r, w = os.pipe()
+p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=w)
+buf = b""
+deadline = time.time() + 10
+while pattern not in buf and time.time() < deadline:
+    data = os.read(r, 65536)
+    if not data:
+        break
+    buf += data
+if pattern not in buf:
+    sys.exit("stall_stderr: no line matching %r; got %r" % (pattern, buf))
+# a write end of our own (the child's must stay blocking), non-blocking: fill up
+fill = os.open("/proc/self/fd/%d" % w, os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(fill, b"#" * 4096)
+except BlockingIOError:
+    pass
+os.close(fill)
+subprocess.check_call(["sh", "-c", os.environ["THEN"]])
+deadline = time.time() + 10
+while subprocess.call(["sh", "-c", os.environ["READY"]]) != 0:
+    if time.time() > deadline:
+        sys.exit("stall_stderr: $READY never passed")
+    time.sleep(0.05)
+time.sleep(0.3)  # it is blocked in the write by now (nothing else for it to do)
+p.send_signal(sig)
+time.sleep(0.3)
+os.close(w)
+while os.read(r, 65536):
+    pass
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(p.pid, 0)[1]))
+PY
+holder=$("$RL" acquire get_or_set:win)
+THEN="'$RL' release -i '$holder' get_or_set:win" \
+READY="o=\$('$REDIS_CLI' -s '$SOCK' GET lock:get_or_set:win); [ -n \"\$o\" ] && [ \"\$o\" != '$holder' ]" \
+    expect 143 "SIGTERM just after the computing lock was taken: 143" \
+    python3 "$T/stall_stderr.py" "waiting for get_or_set:win" SIGTERM \
+    "$RL" -v cache -t 60 win -- touch "$T/win-ran"
+check "no lock left behind" test "$(rcli EXISTS lock:get_or_set:win)" = 0
+check "the command never ran" test ! -e "$T/win-ran"
+check "nothing cached" test "$(rcli EXISTS win)" = 0
 
 # Output errors: 74, after the value was stored.
 expect 74 "cache >/dev/full: 74" bash -c "'$RL' cache -t 60 full -- echo stored >/dev/full"
