@@ -217,7 +217,8 @@ REDIS_LOCK_EXTERN int redis_lock_cache_get_or_set(redis_lock_client *client, con
  * handed to redis_lock_cache_get_or_set_cancelable(), and canceled with
  * redis_lock_cancel_token_cancel(); it stays canceled (a call made with a canceled token
  * returns REDIS_LOCK_ECANCELED at once), so use a new token to start over. One call at a
- * time may use a token. */
+ * time may use a token. (A separate object, not a field of redis_lock_cache_options, so
+ * that programs built against 1.0 and their structs keep working unchanged.) */
 typedef struct redis_lock_cancel_token redis_lock_cancel_token;
 
 /* *out is owned by the caller: redis_lock_cancel_token_free(). */
@@ -242,7 +243,8 @@ REDIS_LOCK_EXTERN void redis_lock_cancel_token_free(redis_lock_cancel_token *tok
  *    redis_lock_cancel_token_canceled); what it returns is discarded, not stored, and
  *    the lock is released.
  * A command already sent to Redis (GET, SET, the release) is answered first, within the
- * client's command timeout. A cancel after the value was stored changes nothing. */
+ * client's command timeout; a value a GET brought back then is not returned. A cancel that
+ * comes after the SET was sent changes nothing: the call returns the value. */
 REDIS_LOCK_EXTERN int redis_lock_cache_get_or_set_cancelable(
     redis_lock_client *client, const char *key, const redis_lock_cache_options *opts,
     redis_lock_value_fn make, void *payload, redis_lock_cancel_token *cancel, char **out_value,

@@ -188,6 +188,18 @@ int redis_lock_cache_get_or_set_cancelable(redis_lock_client *c, const char *key
     return rc;
 }
 
+/* A value read while a cancel came is not returned: a canceled call returns nothing. */
+static int drop_if_canceled(redis_lock_cancel_token *cancel, const char *key, char **out_value,
+                            size_t *out_len)
+{
+    if (!canceled(cancel))
+        return 0;
+    free(*out_value);
+    *out_value = NULL;
+    *out_len = 0;
+    return rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled", key);
+}
+
 static int get_or_set(redis_lock_client *c, const char *key,
                       const redis_lock_cache_options *opts, redis_lock_value_fn make,
                       void *payload, redis_lock_cancel_token *cancel, char **out_value,
@@ -198,6 +210,8 @@ static int get_or_set(redis_lock_client *c, const char *key,
     bool hit = false;
     if (!opts->refresh) {
         rc = cache_get(c, key, &hit, out_value, out_len);
+        if (!rc && hit)
+            rc = drop_if_canceled(cancel, key, out_value, out_len);
         if (rc || hit)
             return rc;
     }
@@ -232,6 +246,8 @@ static int get_or_set(redis_lock_client *c, const char *key,
     /* Whoever held the lock before us may have stored the value meanwhile. */
     if (!rc && !opts->refresh)
         rc = cache_get(c, key, &hit, out_value, out_len);
+    if (!rc && hit)
+        rc = drop_if_canceled(cancel, key, out_value, out_len);
     if (!rc && !hit) {
         char *value = NULL;
         size_t len = 0;
