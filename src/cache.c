@@ -182,7 +182,7 @@ int redis_lock_cache_get_or_set_cancelable(redis_lock_client *c, const char *key
     if (cancel && atomic_exchange(&cancel->in_use, true))
         return rl_error(REDIS_LOCK_EINVAL, "cache_get_or_set: the cancel token is in use by "
                         "another call");
-    int rc = get_or_set(c, key, opts, make, payload, cancel, out_value, out_len);
+    rc = get_or_set(c, key, opts, make, payload, cancel, out_value, out_len);
     if (cancel)
         atomic_store(&cancel->in_use, false);
     return rc;
@@ -207,6 +207,7 @@ static int get_or_set(redis_lock_client *c, const char *key,
 {
     if (canceled(cancel))
         return rl_error(REDIS_LOCK_ECANCELED, "cache_get_or_set of %s canceled", key);
+    int rc = 0;
     bool hit = false;
     if (!opts->refresh) {
         rc = cache_get(c, key, &hit, out_value, out_len);
