@@ -341,6 +341,7 @@ keeper() { # keeper KIND DIR OWNER OWNER_START TTL
     while :; do
         read -r -t 0.1 -u 9 _ || true
         [ -f "$DEPLOY_DIR/$MARK" ] || keeper_stop "directory removed"
+        [ -f "$DEPLOY_DIR/stop" ] && keeper_stop "stop requested"
         if [ "$owner" != 0 ] && [ "$(proc_start "$owner")" != "$owner_start" ]; then
             keeper_stop "owner $owner exited"
         fi
@@ -434,9 +435,13 @@ cmd_stop() {
     [ -d "$src" ] && dir=$src || { load_env "$src"; dir=$DEPLOY_DIR; rm -f "$src"; }
     [ -d "$dir" ] || return 0
     [ -f "$dir/$MARK" ] || die "$dir is not a deployment directory"
+    # a request file rather than a signal: bash may run a trap late (a keeper under ctest
+    # was seen to take 5 s to act on SIGTERM)
+    touch "$dir/stop"
     pid=$(cat "$dir/keeper.pid" 2>/dev/null)
-    if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
-        for ((i = 0; i < 100; i++)); do [ -d "$dir" ] || break; sleep 0.05; done
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        for ((i = 0; i < 200; i++)); do [ -d "$dir" ] || break; sleep 0.05; done
+        [ -d "$dir" ] && kill -9 "$pid" 2>/dev/null
     fi
     # the keeper was gone (or stuck): its servers may not be
     for i in "$dir"/*/pid; do [ -f "$i" ] && kill -9 "$(cat "$i")" 2>/dev/null; done
