@@ -91,11 +91,11 @@ sentinel_healthy() {
         p=DEPLOY_SENTINEL${i}_PORT
         flags=$(rcli "${!p}" SENTINEL MASTER "$MASTER_NAME" | kv flags)
         [ "$flags" = master ] || { WHY="sentinel$i: master flags $flags"; return 1; }
-        out=$(rcli "${!p}" SENTINEL REPLICAS "$MASTER_NAME")
-        flags=$(kv flags <<<"$out" | sort | uniq -c | awk '{print $1 " " $2}')
-        links=$(kv master-link-status <<<"$out" | grep -c '^ok$')
-        [ "$flags" = "2 slave" ] && [ "$links" = 2 ] ||
-            { WHY="sentinel$i sees replicas: ${flags:-none}, links ok: $links"; return 1; }
+        # (not the replicas' master-link-status as the sentinels report it: they refresh it
+        # only every 10 s; the replicas themselves were asked above)
+        flags=$(rcli "${!p}" SENTINEL REPLICAS "$MASTER_NAME" | kv flags | sort | uniq -c |
+            awk '{print $1 " " $2}')
+        [ "$flags" = "2 slave" ] || { WHY="sentinel$i sees replicas: ${flags:-none}"; return 1; }
         n=$(rcli "${!p}" SENTINEL SENTINELS "$MASTER_NAME" | kv flags | grep -c '^sentinel$')
         [ "$n" = 2 ] || { WHY="sentinel$i sees $n other sentinels"; return 1; }
         rcli "${!p}" SENTINEL CKQUORUM "$MASTER_NAME" | grep -q '^OK' ||
@@ -138,10 +138,15 @@ cluster_healthy() {
         { WHY="$masters masters with slots, $replicas replicas"; return 1; }
 }
 
-wait_healthy() { # wait_healthy SECONDS
-    local limit=$(($(now_ms) + $1 * 1000))
+wait_healthy() { # wait_healthy SECONDS; DEPLOY_VERBOSE=1: print each reason for waiting
+    local limit=$(($(now_ms) + $1 * 1000)) t0 last=""
+    t0=$(now_ms)
     WHY=""
     while ! "${DEPLOY_KIND}_healthy"; do
+        if [ -n "${DEPLOY_VERBOSE:-}" ] && [ "$WHY" != "$last" ]; then
+            echo "deploy.sh: +$(($(now_ms) - t0)) ms: $WHY" >&2
+            last=$WHY
+        fi
         [ "$(now_ms)" -lt "$limit" ] || { echo "deploy.sh: not healthy after $1 s: $WHY" >&2; return 1; }
         nap
     done
