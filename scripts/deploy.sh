@@ -347,7 +347,7 @@ keeper() { # keeper KIND DIR OWNER OWNER_START TTL
         read -r -t 0.1 -u 9 _ || true
         [ -f "$DEPLOY_DIR/$MARK" ] || keeper_stop "directory removed"
         [ -f "$DEPLOY_DIR/stop" ] && keeper_stop "stop requested"
-        if [ "$owner" != 0 ] && [ "$(proc_start "$owner")" != "$owner_start" ]; then
+        if [ "$owner" != 0 ] && [ "$(proc_start "$owner")" != "${owner_start:-none}" ]; then
             keeper_stop "owner $owner exited"
         fi
         if [ "$ttl" != 0 ] && [ $(($(now_ms) - started)) -gt $((ttl * 1000)) ]; then
@@ -401,6 +401,7 @@ cmd_start() {
     command -v setpriv >/dev/null || die "no setpriv (util-linux)"
     [ "$owner" = parent ] && owner=$PPID
     case $owner in *[!0-9]*) die "--owner wants a pid or 'parent'" ;; esac
+    [ "$owner" = 0 ] || [ -n "$(proc_start "$owner")" ] || die "no process $owner (--owner)"
     [ -z "$ttl" ] && { [ "$owner" = 0 ] && ttl=3600 || ttl=0; }
     case $ttl in *[!0-9]* | "") die "--ttl wants seconds" ;; esac
     if [ -z "$dir" ]; then
