@@ -208,6 +208,7 @@ start_node() {
         BUS_PORT=$(pick_port)
         "$conf" "$name" >"$DEPLOY_DIR/$name/redis.conf"
         : >"$DEPLOY_DIR/$name/redis.log"
+        rm -f "$DEPLOY_DIR/$name/nodes.conf" # (a failed try's, with the old ports)
         launch "$name"
         up "$name"
         rc=$?

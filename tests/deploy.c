@@ -390,7 +390,7 @@ int rt_sentinel_failover(const rt_deploy *d, int wait_healthy)
             fail_msg("SENTINEL FAILOVER %s: %s", d->master_name, why);
         nap();
     }
-    int m = rt_sentinel_wait_new_master(d, old, 30);
+    int m = rt_sentinel_wait_new_master(d, old, 60); /* (a sentinel in TILT mode waits 30 s) */
     if (wait_healthy)
         rt_deploy_wait_healthy(d, 60);
     return m;

@@ -191,6 +191,14 @@ static void migration(void **state)
     want_string(rt_node_cmd(&d.nodes[to], "GET %s", a), "1", "GET a on the target");
     want_string(rt_node_cmd(&d.nodes[to], "GET %s", b), "2", "GET b on the target");
     want_string(rt_node_cmd(&d.nodes[to], "GET %s", c), "3", "GET c on the target");
+    /* and back, in one call */
+    t0 = rt_now_ms();
+    rt_cluster_migrate_slot(&d, slot, from);
+    step("cluster: migration of the slot back (rt_cluster_migrate_slot)", t0);
+    assert_int_equal(rt_cluster_slot_master(&d, slot), from);
+    want_string(rt_node_cmd(&d.nodes[from], "GET %s", c), "3", "GET c on the source again");
+    want_redirect(rt_node_cmd(&d.nodes[to], "GET %s", c), "MOVED", slot, from,
+                  "GET c on the former target");
 }
 
 static void master_killed_and_restarted(void **state)
