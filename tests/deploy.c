@@ -97,8 +97,7 @@ static void stop_own(void)
         if (!own_env[k][0])
             continue;
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null 2>&1", script_path(),
-                 own_env[k]);
+        snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null 2>&1", script_path(), own_env[k]);
         if (system(cmd) != 0)
             fprintf(stderr, "deploy: could not stop the deployment of %s\n", own_env[k]);
     }
@@ -325,8 +324,8 @@ static int agreed_master(const rt_deploy *d)
 {
     int m = -2;
     for (int i = 0; i < d->nsentinels; i++) {
-        redisReply *r =
-            rt_node_try_cmd(&d->sentinels[i], "SENTINEL get-master-addr-by-name %s", d->master_name);
+        redisReply *r = rt_node_try_cmd(&d->sentinels[i], "SENTINEL get-master-addr-by-name %s",
+                                        d->master_name);
         int port = -1;
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_STRING)
@@ -360,7 +359,8 @@ int rt_sentinel_wait_new_master(const rt_deploy *d, int old, int timeout_s)
     char role[32];
     for (;;) {
         int m = agreed_master(d);
-        if (m >= 0 && m != old && strcmp(rt_node_role(&d->nodes[m], role, sizeof role), "master") == 0)
+        if (m >= 0 && m != old &&
+            strcmp(rt_node_role(&d->nodes[m], role, sizeof role), "master") == 0)
             return m;
         if (rt_now_ms() > deadline)
             fail_msg("no new master of %s within %d s (sentinels name node%d)", d->master_name,
@@ -423,8 +423,8 @@ static int slot_master_seen_by(const rt_deploy *d, int i, int slot)
         m = -1;
         for (size_t j = 0; j < r->elements; j++) {
             redisReply *e = r->element[j];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-                e->element[0]->integer > slot || e->element[1]->integer < slot)
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->integer > slot ||
+                e->element[1]->integer < slot)
                 continue;
             redisReply *node = e->element[2];
             if (node->type == REDIS_REPLY_ARRAY && node->elements >= 2)
@@ -470,8 +470,8 @@ void rt_cluster_wait_slot_master(const rt_deploy *d, int slot, int m, int timeou
     int seen;
     while ((seen = agreed_slot_master(d, slot)) != m) {
         if (rt_now_ms() > deadline)
-            fail_msg("slot %d: not every node sees node%d as its master within %d s (%d)", slot,
-                     m, timeout_s, seen);
+            fail_msg("slot %d: not every node sees node%d as its master within %d s (%d)", slot, m,
+                     timeout_s, seen);
         nap();
     }
 }

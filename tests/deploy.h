@@ -24,15 +24,15 @@ typedef struct {
 } rt_node;
 
 typedef struct {
-    char kind[16];         /* "sentinel" or "cluster" */
-    char dir[256];         /* the deployment's directory (keeper.log, NAME/redis.log) */
-    char url[512];         /* redis+sentinel://127.0.0.1:P1,..,127.0.0.1:P3/rlmaster, or a
-                              cluster node: redis://127.0.0.1:P */
-    char seeds_url[512];   /* cluster: redis://HOST:P,HOST:P,HOST:P (three seeds) */
-    char master_name[64];  /* sentinel: the name the sentinels monitor */
-    int nnodes;            /* data nodes: 3 (sentinel) or 6 (cluster) */
+    char kind[16];        /* "sentinel" or "cluster" */
+    char dir[256];        /* the deployment's directory (keeper.log, NAME/redis.log) */
+    char url[512];        /* redis+sentinel://127.0.0.1:P1,..,127.0.0.1:P3/rlmaster, or a
+                             cluster node: redis://127.0.0.1:P */
+    char seeds_url[512];  /* cluster: redis://HOST:P,HOST:P,HOST:P (three seeds) */
+    char master_name[64]; /* sentinel: the name the sentinels monitor */
+    int nnodes;           /* data nodes: 3 (sentinel) or 6 (cluster) */
     rt_node nodes[RT_DEPLOY_MAX_NODES];
-    int nsentinels;        /* 3 (sentinel) or 0 */
+    int nsentinels; /* 3 (sentinel) or 0 */
     rt_node sentinels[3];
     /* a slot migration under way (rt_cluster_migrate_begin) */
     int mig_slot, mig_from, mig_to;

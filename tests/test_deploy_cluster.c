@@ -170,9 +170,11 @@ static void migration(void **state)
     /* a moved, b not yet: the source serves b and sends a (and new keys) on with ASK */
     want_redirect(rt_node_cmd(&d.nodes[from], "GET %s", a), "ASK", slot, to, "GET a on the source");
     want_string(rt_node_cmd(&d.nodes[from], "GET %s", b), "2", "GET b on the source");
-    want_redirect(rt_node_cmd(&d.nodes[from], "SET %s 3", c), "ASK", slot, to, "SET c on the source");
+    want_redirect(rt_node_cmd(&d.nodes[from], "SET %s 3", c), "ASK", slot, to,
+                  "SET c on the source");
     /* the target answers only clients that say ASKING, and MOVED to the source otherwise */
-    want_redirect(rt_node_cmd(&d.nodes[to], "GET %s", a), "MOVED", slot, from, "GET a on the target");
+    want_redirect(rt_node_cmd(&d.nodes[to], "GET %s", a), "MOVED", slot, from,
+                  "GET a on the target");
     redisContext *t = rt_node_raw(&d.nodes[to]);
     want_status(redisCommand(t, "ASKING"), "ASKING");
     want_string(redisCommand(t, "GET %s", a), "1", "GET a on the target after ASKING");
@@ -233,7 +235,8 @@ static void replica_killed_and_restarted(void **state)
     int rep = rt_cluster_replica_of(&d, m);
     int64_t t0 = rt_now_ms();
     rt_node_kill(&d, &d.nodes[rep]);
-    want_status(rt_node_cmd(&d.nodes[m], "SET %s while-down", key), "SET while the replica is down");
+    want_status(rt_node_cmd(&d.nodes[m], "SET %s while-down", key),
+                "SET while the replica is down");
     rt_node_restart(&d, &d.nodes[rep]);
     rt_deploy_wait_healthy(&d, 60);
     step("cluster: kill -9 and restart of a replica until healthy", t0);

@@ -48,7 +48,8 @@ static size_t with_flags(redisReply *r, const char *want)
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
         for (size_t j = 0; j + 1 < e->elements; j += 2)
-            if (strcmp(e->element[j]->str, "flags") == 0 && strcmp(e->element[j + 1]->str, want) == 0)
+            if (strcmp(e->element[j]->str, "flags") == 0 &&
+                strcmp(e->element[j + 1]->str, want) == 0)
                 n++;
     }
     freeReplyObject(r);
@@ -88,12 +89,16 @@ static void comes_up(void **state)
         assert_string_equal(r->element[0]->str, "127.0.0.1");
         assert_int_equal(atoi(r->element[1]->str), d.nodes[m].port);
         freeReplyObject(r);
-        assert_int_equal(with_flags(rt_node_cmd(&d.sentinels[i], "SENTINEL REPLICAS %s",
-                                                d.master_name), "slave"), 2);
-        assert_int_equal(with_flags(rt_node_cmd(&d.sentinels[i], "SENTINEL SENTINELS %s",
-                                                d.master_name), "sentinel"), 2);
+        assert_int_equal(
+            with_flags(rt_node_cmd(&d.sentinels[i], "SENTINEL REPLICAS %s", d.master_name),
+                       "slave"),
+            2);
+        assert_int_equal(
+            with_flags(rt_node_cmd(&d.sentinels[i], "SENTINEL SENTINELS %s", d.master_name),
+                       "sentinel"),
+            2);
         want_status(rt_node_cmd(&d.sentinels[i], "SENTINEL CKQUORUM %s", d.master_name),
-                      "CKQUORUM");
+                    "CKQUORUM");
     }
     write_replicated(m, "deploy:up", "1");
     for (int i = 0; i < d.nnodes; i++)
@@ -127,7 +132,8 @@ static void failover(void **state)
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "READONLY"));
     freeReplyObject(r);
-    want_string(rt_node_cmd(&d.nodes[old], "GET deploy:failover"), "after", "GET on the old master");
+    want_string(rt_node_cmd(&d.nodes[old], "GET deploy:failover"), "after",
+                "GET on the old master");
 }
 
 static void replica_killed_and_restarted(void **state)
@@ -144,13 +150,15 @@ static void replica_killed_and_restarted(void **state)
         rt_sleep_ms(100);
     }
     step("sentinel: kill -9 of a replica until the master counts 1", t0);
-    want_status(rt_node_cmd(&d.nodes[m], "SET deploy:while-down yes"), "SET while a replica is down");
+    want_status(rt_node_cmd(&d.nodes[m], "SET deploy:while-down yes"),
+                "SET while a replica is down");
     t0 = rt_now_ms();
     rt_node_restart(&d, &d.nodes[rep]);
     rt_deploy_wait_healthy(&d, 60);
     step("sentinel: restart of the replica until healthy", t0);
     assert_int_equal(rt_sentinel_master(&d), m);
-    want_string(rt_node_cmd(&d.nodes[rep], "GET deploy:while-down"), "yes", "GET on the restarted replica");
+    want_string(rt_node_cmd(&d.nodes[rep], "GET deploy:while-down"), "yes",
+                "GET on the restarted replica");
 }
 
 static void master_killed_and_restarted(void **state)
@@ -163,7 +171,8 @@ static void master_killed_and_restarted(void **state)
     rt_node_kill(&d, &d.nodes[old]);
     int m = rt_sentinel_wait_new_master(&d, old, 60);
     step("sentinel: kill -9 of the master until every sentinel names a new one", t0);
-    want_string(rt_node_cmd(&d.nodes[m], "GET deploy:master-killed"), "kept", "GET on the new master");
+    want_string(rt_node_cmd(&d.nodes[m], "GET deploy:master-killed"), "kept",
+                "GET on the new master");
     t0 = rt_now_ms();
     rt_node_restart(&d, &d.nodes[old]);
     /* no persistence: it is back as an empty, writable master until the sentinels demote it */
@@ -177,7 +186,8 @@ static void master_killed_and_restarted(void **state)
     assert_string_equal(r->element[0]->str, "slave");
     assert_int_equal(r->element[2]->integer, d.nodes[m].port);
     freeReplyObject(r);
-    want_string(rt_node_cmd(&d.nodes[old], "GET deploy:master-killed"), "kept", "GET on the old master");
+    want_string(rt_node_cmd(&d.nodes[old], "GET deploy:master-killed"), "kept",
+                "GET on the old master");
 }
 
 static void sentinel_killed_and_restarted(void **state)
