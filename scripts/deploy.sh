@@ -172,12 +172,13 @@ launch() {
 }
 
 # up NAME: wait until it answers; 1 when it exited, 2 when it exited unable to bind.
+# (Whoever answers on the port must be our process: another deployment's server may hold it.)
 up() {
     local d=$DEPLOY_DIR/$1 pid port i
     pid=$(cat "$d/pid")
     port=$(node_port "$1")
     for ((i = 0; i < 300; i++)); do
-        rcli "$port" PING | grep -q PONG && return 0
+        [ "$(rcli "$port" INFO server | info_field process_id)" = "$pid" ] && return 0
         if ! kill -0 "$pid" 2>/dev/null; then
             grep -qi 'address already in use' "$d/redis.log" "$d/stdout.log" 2>/dev/null && return 2
             return 1
