@@ -16,9 +16,9 @@
 # DEPLOY_URL is redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/rlmaster or the
 # cluster seed redis://127.0.0.1:P. A keeper process (setsid, its log in DIR/keeper.log) owns
 # the servers: they get SIGKILL when it dies (PR_SET_PDEATHSIG via setpriv), and it stops them
-# all and removes DIR on `stop`, on SIGTERM/SIGINT/SIGHUP, when the --owner process exits
-# ("parent": the process that ran start, e.g. ctest) and after --ttl seconds (default 3600
-# without an owner, none with one). Nodes keep no data on disk (save "", no AOF): a node
+# all and removes DIR (and the --env FILE) on `stop`, on SIGTERM/SIGINT/SIGHUP, when the
+# --owner process exits ("parent": the process that ran start, e.g. ctest) and after --ttl
+# seconds (default 3600 without an owner, none with one). Nodes keep no data on disk (save "", no AOF): a node
 # restarted after kill -9 comes back empty, as in the library's own restart tests.
 # Ports are picked at random in 20000-32767 (below Linux's ephemeral range) and the server
 # itself is the probe: a node that cannot bind is started again on other ports.
@@ -319,6 +319,11 @@ keeper_stop() {
     done
     wait 2>/dev/null
     echo "[$(date +%T.%3N)] keeper: stopped ($1)"
+    # the copy of deploy.env that start wrote (--env), when it still describes us
+    if [ -f "$DEPLOY_DIR/envfile" ]; then
+        f=$(cat "$DEPLOY_DIR/envfile")
+        grep -qxF "DEPLOY_DIR=$DEPLOY_DIR" "$f" 2>/dev/null && rm -f "$f"
+    fi
     [ -f "$DEPLOY_DIR/$MARK" ] && rm -rf "$DEPLOY_DIR"
     exit 0
 }
@@ -432,6 +437,8 @@ cmd_start() {
     if [ -n "$envfile" ]; then
         mkdir -p "$(dirname "$envfile")"
         cp "$dir/deploy.env" "$envfile.tmp" && mv "$envfile.tmp" "$envfile"
+        envfile=$(cd "$(dirname "$envfile")" && pwd)/$(basename "$envfile")
+        echo "$envfile" >"$dir/envfile"
     fi
     cat "$dir/deploy.env"
     echo "# $kind up in $(($(now_ms) - t0)) ms; stop: bash $SELF stop $dir" >&2
