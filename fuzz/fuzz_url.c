@@ -72,13 +72,15 @@ static void check_mask_independent(const rl_url *u)
         snprintf(url, 3 * cap, "unix://%s/%s?db=%d", cred, eh, u->db);
     } else {
         encode(eh, cap, u->host, false);
-        snprintf(url, 3 * cap, "redis://%s%s:%d/%d", cred, eh, u->port, u->db);
+        snprintf(url, 3 * cap, "%s://%s%s:%d/%d", u->tls ? "rediss" : "redis", cred, eh,
+                 u->port, u->db);
     }
     free(cred);
     rl_url v;
     int rc = rl_url_parse(&v, url);
     FUZZ_CHECK(rc == 0, "rebuilt URL %s does not parse: %s", url, redis_lock_last_error());
-    FUZZ_CHECK(v.unix_socket == u->unix_socket && strcmp(v.host, u->host) == 0 &&
+    FUZZ_CHECK(v.unix_socket == u->unix_socket && v.tls == u->tls &&
+                   strcmp(v.host, u->host) == 0 &&
                    v.port == u->port && v.db == u->db,
                "rebuilt URL %s parses to other parts", url);
     FUZZ_CHECK(strcmp(v.masked, u->masked) == 0,

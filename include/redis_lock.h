@@ -64,10 +64,12 @@ typedef enum {
 
 typedef struct redis_lock_client redis_lock_client;
 
-#define REDIS_LOCK_CLIENT_OPTIONS_VERSION 1
+#define REDIS_LOCK_CLIENT_OPTIONS_VERSION 2
 typedef struct {
     unsigned version;       /* REDIS_LOCK_CLIENT_OPTIONS_VERSION */
-    const char *url;        /* redis://[[user]:pass@]host[:port][/db] or
+    const char *url;        /* redis://[[user]:pass@]host[:port][/db],
+                               rediss://... (the same over TLS; query parameters cacert,
+                               cacertdir, cert, key, sni, insecure as below) or
                                unix://[[user]:pass@]/path[?db=N];
                                NULL: $REDIS_URL, else redis://127.0.0.1:6379/0 */
     int connect_timeout_ms; /* default 2000 */
@@ -78,6 +80,16 @@ typedef struct {
      * renewal thread; must not call back into the library. */
     void (*log)(int level, const char *message, void *payload);
     void *log_payload;
+    /* Version 2: TLS, used only when the URL is rediss:// (so that a program may set them
+     * and leave the choice to $REDIS_URL). A query parameter of the URL with the same name
+     * (without "tls_") overrides the field. The paths are read when the client opens. */
+    const char *tls_cacert;    /* PEM file of trusted CAs; NULL (and no tls_cacertdir):
+                                  the system trust store */
+    const char *tls_cacertdir; /* directory of trusted CAs (c_rehash layout) */
+    const char *tls_cert;      /* client certificate (PEM chain), with tls_key */
+    const char *tls_key;       /* its private key (PEM) */
+    const char *tls_sni;       /* server name sent and verified; NULL: the URL's host */
+    int tls_insecure;          /* nonzero: no verification at all (logged as a warning) */
 } redis_lock_client_options;
 
 /* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */
@@ -88,7 +100,9 @@ REDIS_LOCK_EXTERN void redis_lock_client_options_init_version(redis_lock_client_
 
 /* Create a client; opts NULL: defaults. The first connection is made here, so a bad
  * address or password is reported now (REDIS_LOCK_ECONN, REDIS_LOCK_ESERVER,
- * REDIS_LOCK_EINVAL for a bad URL). *out is owned by the caller: redis_lock_client_close(). */
+ * REDIS_LOCK_EAUTH for a refused password or certificate, REDIS_LOCK_EINVAL for a bad URL
+ * or a TLS file that cannot be loaded). A caller built against an older options version
+ * keeps working: only the fields of opts->version are read. *out is owned by the caller: redis_lock_client_close(). */
 REDIS_LOCK_EXTERN int redis_lock_client_open(redis_lock_client **out,
                                              const redis_lock_client_options *opts);
 

@@ -2,8 +2,8 @@
 # Install the Debian 12 packages that building, testing and the demo need (as root).
 # Only touches apt when something is missing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libhiredis-dev libcmocka-dev redis-server redis-tools
-      python3-redis valgrind
+pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl libcmocka-dev
+      redis-server redis-tools python3-redis valgrind
       abigail-tools dpkg-dev file) # the ABI check; cpack -G DEB (dpkg-shlibdeps)
 pkgs+=("$@")
 missing=()

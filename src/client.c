@@ -1,7 +1,7 @@
 /* The client: options, a thread-safe pool of connections, fork detection, logging. */
 #include "internal.h"
 
-#include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +69,7 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
 /* Where each version's fields end (see rl_options_copy). */
 static const size_t client_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_client_options, log_payload),
+    [2] = RL_FIELD_END(redis_lock_client_options, tls_insecure),
 };
 _Static_assert(sizeof client_options_ends / sizeof *client_options_ends ==
                    REDIS_LOCK_CLIENT_OPTIONS_VERSION + 1,
@@ -88,14 +89,6 @@ void(redis_lock_client_options_init)(redis_lock_client_options *opts)
     redis_lock_client_options_init_version(opts, 1);
 }
 
-/* A pooled connection that has data or EOF waiting while idle was dropped by the
- * server (CLIENT KILL, restart, timeout): check without a round trip. */
-static bool conn_healthy(rl_conn *conn)
-{
-    struct pollfd p = {conn->fd, POLLIN | POLLRDHUP, 0};
-    return conn->fork_gen == rl_fork_gen() && poll(&p, 1, 0) == 0;
-}
-
 int rl_client_get(redis_lock_client *c, rl_conn **out)
 {
     for (;;) {
@@ -106,7 +99,7 @@ int rl_client_get(redis_lock_client *c, rl_conn **out)
         pthread_mutex_unlock(&c->mu);
         if (!conn)
             break;
-        if (conn_healthy(conn)) {
+        if (rl_conn_idle_ok(conn)) {
             conn->next = NULL;
             *out = conn;
             return 0;
@@ -194,6 +187,15 @@ int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_opti
         free(c);
         return rc;
     }
+    if (c->url.tls)
+        rc = rl_tls_client_init(c);
+    /* the caller's strings need not outlive this call: TLS has what it needs in c->url */
+    c->opts.tls_cacert = c->opts.tls_cacertdir = c->opts.tls_cert = c->opts.tls_key = NULL;
+    c->opts.tls_sni = NULL;
+    if (rc) {
+        redis_lock_client_close(c);
+        return rc;
+    }
     rl_conn *conn;
     rc = rl_client_get(c, &conn);
     if (rc) {
@@ -218,6 +220,7 @@ void redis_lock_client_close(redis_lock_client *c)
         conn = next;
     }
     pthread_mutex_destroy(&c->mu);
+    rl_tls_client_free(c);
     rl_url_free(&c->url);
     free(c);
 }

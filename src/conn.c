@@ -1,6 +1,7 @@
 /* One connection to Redis. hiredis formats the commands and parses the replies; the
  * socket is ours, so that it is close-on-exec from birth, never raises SIGPIPE
- * (MSG_NOSIGNAL) and every wait is a poll() against a monotonic deadline. */
+ * (MSG_NOSIGNAL) and every wait is a poll() against a monotonic deadline. Bytes move
+ * through a transport: the plain socket here, or TLS (tls.c) for rediss://. */
 #include "internal.h"
 
 #include <errno.h>
@@ -71,7 +72,7 @@ void rl_buf_free(rl_buf *b)
     b->count = 0;
 }
 
-static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
+int rl_wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
 {
     for (;;) {
         struct pollfd p[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
@@ -103,10 +104,52 @@ static int wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
     }
 }
 
-static int connect_socket(redis_lock_client *c, int *out_fd)
+/* ---- the plain transport ---- */
+
+static ssize_t tcp_read(rl_conn *conn, void *buf, size_t n, short *wait)
+{
+    *wait = POLLIN;
+    return recv(conn->fd, buf, n, 0);
+}
+
+static ssize_t tcp_write(rl_conn *conn, const void *buf, size_t n, short *wait)
+{
+    *wait = POLLOUT;
+    return send(conn->fd, buf, n, MSG_NOSIGNAL);
+}
+
+static size_t tcp_pending(const rl_conn *conn)
+{
+    (void)conn;
+    return 0;
+}
+
+static void tcp_close(rl_conn *conn)
+{
+    (void)conn;
+}
+
+static const char *tcp_error(const rl_conn *conn, int err, int *code)
+{
+    (void)conn;
+    *code = REDIS_LOCK_ECONN;
+    return strerror(err);
+}
+
+static const rl_transport tcp_transport = {tcp_read, tcp_write, tcp_pending, tcp_close,
+                                           tcp_error};
+
+/* A read or write failed with errno err: the error, with the transport's reason. */
+static int io_error(redis_lock_client *c, const rl_conn *conn, const char *doing, int err)
+{
+    int code = REDIS_LOCK_ECONN;
+    const char *why = conn->tr->error(conn, err, &code);
+    return rl_error(code, "%s Redis at %s: %s", doing, c->url.masked, why);
+}
+
+static int connect_socket(redis_lock_client *c, int64_t deadline, int *out_fd)
 {
     const rl_url *u = &c->url;
-    int64_t deadline = rl_now_ms() + c->opts.connect_timeout_ms;
     struct addrinfo *res = NULL, *ai;
     struct sockaddr_un sun;
     int fd = -1, err = 0;
@@ -152,7 +195,7 @@ static int connect_socket(redis_lock_client *c, int *out_fd)
         } else if (connect(fd, sa, salen) == 0) {
             break;
         } else if (errno == EINPROGRESS) {
-            int w = wait_fd(fd, POLLOUT, deadline, -1);
+            int w = rl_wait_fd(fd, POLLOUT, deadline, -1);
             socklen_t elen = sizeof err;
             if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0)
                 break;
@@ -185,6 +228,8 @@ void rl_conn_close(rl_conn *conn)
 {
     if (!conn)
         return;
+    if (conn->tr)
+        conn->tr->close(conn);
     if (conn->fd >= 0)
         close(conn->fd);
     if (conn->reader)
@@ -196,7 +241,8 @@ int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t l
 {
     int64_t deadline = rl_now_ms() + c->opts.command_timeout_ms;
     while (len) {
-        ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
+        short ev = POLLOUT;
+        ssize_t n = conn->tr->write(conn, data, len, &ev);
         if (n > 0) {
             data += n;
             len -= (size_t)n;
@@ -206,14 +252,13 @@ int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t l
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int w = wait_fd(conn->fd, POLLOUT, deadline, -1);
+            int w = rl_wait_fd(conn->fd, ev, deadline, -1);
             if (w == 1)
                 continue;
             return rl_error(REDIS_LOCK_ECONN, "writing to Redis at %s: %s", c->url.masked,
                             w == 0 ? "timed out" : strerror(errno));
         }
-        return rl_error(REDIS_LOCK_ECONN, "writing to Redis at %s: %s", c->url.masked,
-                        strerror(errno));
+        return io_error(c, conn, "writing to", n < 0 ? errno : EPIPE);
     }
     return 0;
 }
@@ -240,8 +285,11 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
             *out = reply;
             return 0;
         }
+        /* Read until the transport has nothing more before polling: TLS may hold whole
+         * records (a whole reply) that the socket no longer shows as readable. */
         char buf[16384];
-        ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
+        short ev = POLLIN;
+        ssize_t n = conn->tr->read(conn, buf, sizeof buf, &ev);
         if (n > 0) {
             if (redisReaderFeed(conn->reader, buf, (size_t)n) != REDIS_OK)
                 return reader_error(c, conn);
@@ -256,9 +304,8 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return rl_error(REDIS_LOCK_ECONN, "reading from Redis at %s: %s", c->url.masked,
-                            strerror(errno));
-        int w = wait_fd(conn->fd, POLLIN, deadline_ms, wake_fd);
+            return io_error(c, conn, "reading from", errno);
+        int w = rl_wait_fd(conn->fd, ev, deadline_ms, wake_fd);
         if (w == 2)
             return 1;
         if (w == 0 && wake_fd >= 0)
@@ -328,11 +375,29 @@ int rl_conn_command(redis_lock_client *c, rl_conn *conn, redisReply **out, int a
     return rc;
 }
 
+bool rl_conn_idle_ok(rl_conn *conn)
+{
+    if (conn->fork_gen != rl_fork_gen() || conn->tr->pending(conn))
+        return false;
+    struct pollfd p = {conn->fd, POLLIN | POLLRDHUP, 0};
+    int n = poll(&p, 1, 0);
+    if (n == 0)
+        return true;
+    if (n < 0 || !conn->tls || p.revents != POLLIN)
+        return false;
+    /* TLS: records that carry no data (a late session ticket, a key update) may arrive
+     * after a reply; reading consumes them. Any data at all means a stale connection. */
+    char b;
+    short ev;
+    return conn->tr->read(conn, &b, 1, &ev) < 0 && errno == EAGAIN && !conn->tr->pending(conn);
+}
+
 int rl_conn_open(redis_lock_client *c, rl_conn **out)
 {
     int fd = -1, rc;
     *out = NULL;
-    if ((rc = connect_socket(c, &fd)))
+    int64_t deadline = rl_now_ms() + c->opts.connect_timeout_ms;
+    if ((rc = connect_socket(c, deadline, &fd)))
         return rc;
     rl_conn *conn = rl_calloc(1, sizeof *conn);
     if (!conn) {
@@ -340,11 +405,16 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a connection");
     }
     conn->fd = fd;
+    conn->tr = &tcp_transport;
     conn->fork_gen = rl_fork_gen();
     conn->reader = rl_reader_create();
     if (!conn->reader) {
         rl_conn_close(conn);
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a connection");
+    }
+    if (c->tls_ctx && (rc = rl_tls_connect(c, conn, deadline))) {
+        rl_conn_close(conn);
+        return rc;
     }
     /* AUTH, SELECT and CLIENT ID in one round trip. */
     rl_buf b = {0};

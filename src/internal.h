@@ -86,19 +86,42 @@ typedef struct {
     char *password;
     int db;
     char *masked; /* the URL with the password replaced by "***" */
+    bool tls;     /* rediss:// */
+    /* TLS query parameters (NULL / -1: not given) */
+    char *cacert, *cacertdir, *cert, *key, *sni;
+    int insecure;
 } rl_url;
 int rl_url_parse(rl_url *out, const char *url);
 void rl_url_free(rl_url *u);
 
 /* ---- conn.c: one Redis connection; hiredis formats commands and parses replies,
  * the socket is ours (close-on-exec, non-blocking, MSG_NOSIGNAL, poll-driven deadlines). */
-typedef struct rl_conn {
+typedef struct rl_conn rl_conn;
+
+/* How a connection moves bytes: the plain socket (conn.c) or TLS (tls.c). */
+typedef struct {
+    /* Like recv()/send(): > 0 bytes moved, 0 EOF (read only), or -1 with errno set;
+     * EAGAIN with *wait set to the poll() events to wait for before calling again. */
+    ssize_t (*read)(rl_conn *conn, void *buf, size_t n, short *wait);
+    ssize_t (*write)(rl_conn *conn, const void *buf, size_t n, short *wait);
+    /* Nonzero when bytes were received and buffered but not read yet. */
+    size_t (*pending)(const rl_conn *conn);
+    /* Free the transport's state without a word on the socket (after fork() the socket
+     * is shared with the parent). conn.c closes the socket itself. */
+    void (*close)(rl_conn *conn);
+    /* Why the last read or write failed with errno err, and its code (ECONN, EAUTH). */
+    const char *(*error)(const rl_conn *conn, int err, int *code);
+} rl_transport;
+
+struct rl_conn {
     int fd;
+    const rl_transport *tr;
+    void *tls; /* tls.c's state, NULL over plain TCP or a unix socket */
     redisReader *reader;
     long long client_id;
     unsigned long fork_gen;
     struct rl_conn *next;
-} rl_conn;
+};
 
 /* A command buffer: one or more commands formatted back to back (a pipeline). Small
  * ones live inline, so that the commonest calls (and a release after an allocation
@@ -118,6 +141,12 @@ void rl_buf_free(rl_buf *b);
 typedef struct redis_lock_client redis_lock_client;
 int rl_conn_open(redis_lock_client *c, rl_conn **out);
 void rl_conn_close(rl_conn *conn);
+/* May an idle pooled connection be used? False when it belongs to a parent process, or
+ * the server sent something (EOF, CLIENT KILL, ...) while it was idle. No round trip. */
+bool rl_conn_idle_ok(rl_conn *conn);
+/* poll() fd for events until deadline_ms or until wake_fd (if >= 0) is readable:
+ * 1 ready, 2 woken, 0 deadline passed, -1 error (errno). */
+int rl_wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd);
 int rl_conn_send(redis_lock_client *c, rl_conn *conn, const char *data, size_t len);
 /* Read one reply, waiting until deadline_ms (RL_INFINITE: forever) or until
  * wake_fd (if >= 0) is readable, in which case it returns 1 with *out NULL.
@@ -152,6 +181,7 @@ struct redis_lock_client {
     rl_conn *pool;
     unsigned long fork_gen;
     struct rl_renewer *renewer;
+    struct ssl_ctx_st *tls_ctx; /* rediss://: one OpenSSL context for all connections */
 };
 /* Take a healthy connection from the pool, or open one. */
 int rl_client_get(redis_lock_client *c, rl_conn **out);
@@ -168,6 +198,15 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...) RL_FORMAT(3, 
 unsigned long rl_fork_gen(void);
 /* Called at the top of every public call: after fork(), drop the parent's connections. */
 void rl_client_check_fork(redis_lock_client *c);
+
+/* ---- tls.c ---- */
+/* Build c->tls_ctx from the URL's TLS parameters and the options' tls_* fields (copied
+ * into c->url). EINVAL when a file cannot be loaded. */
+int rl_tls_client_init(redis_lock_client *c);
+void rl_tls_client_free(redis_lock_client *c);
+/* Make conn (connected, non-blocking) a TLS connection: handshake by deadline_ms. On
+ * failure conn->tls may be set; rl_conn_close() frees it. */
+int rl_tls_connect(redis_lock_client *c, rl_conn *conn, int64_t deadline_ms);
 
 /* ---- scripts.c ---- */
 enum { RL_SCRIPT_ACQUIRE, RL_SCRIPT_RELEASE, RL_SCRIPT_EXTEND, RL_SCRIPT_RESET, RL_SCRIPT_COUNT };

@@ -1,11 +1,14 @@
-/* redis:// and unix:// URL parsing, and a printable form with the password masked. */
+/* redis://, rediss:// and unix:// URL parsing, and a printable form with the password
+ * masked. */
 #include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int hexval(int ch)
 {
@@ -71,6 +74,11 @@ void rl_url_free(rl_url *u)
     free(u->user);
     free(u->password);
     free(u->masked);
+    free(u->cacert);
+    free(u->cacertdir);
+    free(u->cert);
+    free(u->key);
+    free(u->sni);
     memset(u, 0, sizeof *u);
 }
 
@@ -88,7 +96,8 @@ static int build_masked(rl_url *u)
         snprintf(u->masked, n, "unix://%s%s%s%s/%s?db=%d", u->user ? u->user : "",
                  u->password ? ":***" : "", cred_sep, "", u->host + (u->host[0] == '/'), u->db);
     else
-        snprintf(u->masked, n, "redis://%s%s%s%s%s%s%s/%d", u->user ? u->user : "",
+        snprintf(u->masked, n, "%s://%s%s%s%s%s%s%s/%d", u->tls ? "rediss" : "redis",
+                 u->user ? u->user : "",
                  u->password ? ":***" : "", cred_sep, strchr(u->host, ':') ? "[" : "", u->host,
                  strchr(u->host, ':') ? "]" : "", port, u->db);
     return 0;
@@ -121,6 +130,62 @@ static int parse_userinfo(rl_url *u, const char **pp, const char *end)
     return 0;
 }
 
+/* One query parameter "name=value" at [p, p+n): db, or a TLS one (named as redis-cli
+ * names its --tls flags). */
+static int parse_param(rl_url *u, const char *p, size_t n)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } paths[] = {
+        {"cacert", offsetof(rl_url, cacert)}, {"cacertdir", offsetof(rl_url, cacertdir)},
+        {"cert", offsetof(rl_url, cert)},     {"key", offsetof(rl_url, key)},
+        {"sni", offsetof(rl_url, sni)},
+    };
+    const char *eq = memchr(p, '=', n);
+    size_t nlen = eq ? (size_t)(eq - p) : n;
+    const char *val = eq ? eq + 1 : p + n;
+    size_t vlen = (size_t)(p + n - val);
+    int shown = (int)(nlen > 40 ? 40 : nlen);
+    if (nlen == 2 && memcmp(p, "db", 2) == 0)
+        return parse_int(val, vlen, 0, 1 << 30, "database", &u->db);
+    bool tls_param = nlen == 8 && memcmp(p, "insecure", 8) == 0;
+    size_t i;
+    for (i = 0; !tls_param && i < sizeof paths / sizeof paths[0]; i++)
+        if (strlen(paths[i].name) == nlen && memcmp(p, paths[i].name, nlen) == 0)
+            break;
+    if (!tls_param && i == sizeof paths / sizeof paths[0])
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: unknown parameter %.*s", shown, p);
+    if (!u->tls)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: parameter %.*s needs rediss:// (TLS)",
+                        shown, p);
+    if (!eq || vlen == 0)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: parameter %.*s needs a value", shown, p);
+    int code = 0;
+    char *v = decode(val, vlen, &code);
+    if (!v)
+        return code;
+    if (tls_param) {
+        static const char *const yes[] = {"1", "true", "yes", "on"};
+        static const char *const no[] = {"0", "false", "no", "off"};
+        u->insecure = -1;
+        for (size_t k = 0; k < 4; k++) {
+            if (strcasecmp(v, yes[k]) == 0)
+                u->insecure = 1;
+            if (strcasecmp(v, no[k]) == 0)
+                u->insecure = 0;
+        }
+        free(v);
+        if (u->insecure < 0)
+            return rl_error(REDIS_LOCK_EINVAL, "bad URL: insecure must be 1 or 0");
+        return 0;
+    }
+    char **slot = (char **)((char *)u + paths[i].off);
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
 int rl_url_parse(rl_url *u, const char *url)
 {
     int rc;
@@ -128,11 +193,10 @@ int rl_url_parse(rl_url *u, const char *url)
     if (!url || !*url)
         return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty");
     const char *p;
-    if (strncmp(url, "rediss://", 9) == 0)
-        return rl_error(REDIS_LOCK_EINVAL,
-                        "bad URL: TLS is not supported by this build (rediss://)");
-    if (strncmp(url, "redis://", 8) == 0) {
-        p = url + 8;
+    u->insecure = -1;
+    if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0) {
+        u->tls = url[5] == 's';
+        p = url + (u->tls ? 9 : 8);
         const char *end = p + strcspn(p, "/?#");
         if ((rc = parse_userinfo(u, &p, end)))
             goto fail;
@@ -211,25 +275,19 @@ int rl_url_parse(rl_url *u, const char *url)
         p += n;
     } else {
         const char *colon = strstr(url, "://");
-        rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unsupported scheme %.*s (use redis:// or unix://)",
+        rc = rl_error(REDIS_LOCK_EINVAL,
+                      "bad URL: unsupported scheme %.*s (use redis://, rediss:// or unix://)",
                       colon ? (int)(colon - url > 20 ? 20 : colon - url) : 0, url);
         if (!colon)
             rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: no scheme (use redis://host:port/db or unix:///path)");
         goto fail;
     }
-    /* query: db=N only */
     if (*p == '?') {
         p++;
         while (*p && *p != '#') {
             size_t n = strcspn(p, "&#");
-            if (n > 3 && strncmp(p, "db=", 3) == 0) {
-                if ((rc = parse_int(p + 3, n - 3, 0, 1 << 30, "database", &u->db)))
-                    goto fail;
-            } else if (n) {
-                rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: unknown parameter %.*s",
-                              (int)(n > 40 ? 40 : n), p);
+            if (n && (rc = parse_param(u, p, n)))
                 goto fail;
-            }
             p += n;
             if (*p == '&')
                 p++;

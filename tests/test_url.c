@@ -34,8 +34,15 @@ static void expect_einval(const char *url, const char *mention)
 static void bad_urls(void **state)
 {
     (void)state;
-    expect_einval("rediss://localhost:6380/0", "TLS");
-    expect_einval("rediss://u:topsecret@localhost:6380/0", "TLS");
+    expect_einval("rediss://localhost:6380/0?tls=1", "unknown parameter tls");
+    expect_einval("rediss://u:topsecret@localhost:6380/0?bogus=topsecret", "unknown parameter bogus");
+    expect_einval("redis://localhost:6380/0?cacert=/etc/ssl/certs/ca-certificates.crt",
+                  "needs rediss://");
+    expect_einval("unix:///tmp/x.sock?insecure=1", "needs rediss://");
+    expect_einval("rediss://localhost:6380/0?insecure=maybe", "insecure");
+    expect_einval("rediss://localhost:6380/0?sni=", "needs a value");
+    expect_einval("rediss://u:topsecret@localhost:6380/0?cacert=/nonexistent/ca.pem", "cacert");
+    expect_einval("rediss://localhost:6380/0?cert=/etc/hostname", "cert and key");
     expect_einval("http://localhost:6379", "scheme");
     expect_einval("http://u:topsecret@localhost:6379", "scheme");
     expect_einval("redis+sentinel://localhost", "scheme");
@@ -64,7 +71,7 @@ static void bad_urls(void **state)
     expect_einval("unix:///", "path");
     expect_einval("unix://host/tmp/redis.sock", "path");
     expect_einval("unix:///tmp/redis.sock?db=x", "database");
-    expect_einval("unix:///tmp/redis.sock?db=", "parameter");
+    expect_einval("unix:///tmp/redis.sock?db=", "database");
     expect_einval("unix:///tmp/redis.sock?foo=1", "parameter");
     expect_einval("unix:///tmp/redis.sock#x", "fragment");
 }
@@ -194,7 +201,7 @@ static void url_from_environment(void **state)
     redis_lock_free(l);
     redis_lock_client_close(c);
     /* a bad $REDIS_URL is EINVAL like any bad URL */
-    setenv("REDIS_URL", "rediss://x", 1);
+    setenv("REDIS_URL", "rediss://x?nonsense=1", 1);
     c = NULL;
     rc = redis_lock_client_open(&c, NULL);
     unsetenv("REDIS_URL");
