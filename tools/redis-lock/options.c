@@ -99,9 +99,10 @@ static const struct cli_command_option COMMON[] = {{O_URL, NULL}, {O_VERBOSE, NU
 /* Before the command. */
 static const struct cli_command_option GLOBAL[] = {
     {O_URL, "redis://[[user]:pass@]host[:port][/db] or\n"
-            "unix://[[user]:pass@]/path[?db=N] (default: $REDIS_URL,\n"
-            "else " CLI_DEFAULT_URL "); a password may also\n"
-            "come from $REDISCLI_AUTH"},
+            "unix://[[user]:pass@]/path[?db=N]; rediss://... over TLS\n"
+            "(?cacert=PATH, cacertdir, cert, key, sni, insecure=1)\n"
+            "(default: $REDIS_URL, else " CLI_DEFAULT_URL ");\n"
+            "a password may also come from $REDISCLI_AUTH"},
     {O_VERBOSE, NULL},
     {O_HELP, "this help; 'redis-lock COMMAND --help' for a command's"},
     {O_VERSION, NULL},
