@@ -280,10 +280,15 @@ static int take(char **slot, const char *opt)
     return *slot ? 0 : rl_error(REDIS_LOCK_ENOMEM, "out of memory setting up TLS");
 }
 
-static bool readable_file(const char *path, bool dir)
+/* NULL when path is a file (dir: a directory), else why not. */
+static const char *not_usable(const char *path, bool dir)
 {
     struct stat st;
-    return stat(path, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+    if (stat(path, &st) != 0)
+        return strerror(errno);
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return dir ? "not a directory" : "not a regular file";
+    return NULL;
 }
 
 int rl_tls_client_init(redis_lock_client *c)
@@ -299,12 +304,12 @@ int rl_tls_client_init(redis_lock_client *c)
         u->insecure = o->tls_insecure != 0;
     if (!u->cert != !u->key)
         return rl_error(REDIS_LOCK_EINVAL, "TLS: a client certificate needs both cert and key");
-    if (u->cacert && !readable_file(u->cacert, false))
-        return rl_error(REDIS_LOCK_EINVAL, "TLS: cannot load cacert %s: %s", u->cacert,
-                        errno ? strerror(errno) : "not a regular file");
-    if (u->cacertdir && !readable_file(u->cacertdir, true))
+    const char *why;
+    if (u->cacert && (why = not_usable(u->cacert, false)))
+        return rl_error(REDIS_LOCK_EINVAL, "TLS: cannot load cacert %s: %s", u->cacert, why);
+    if (u->cacertdir && (why = not_usable(u->cacertdir, true)))
         return rl_error(REDIS_LOCK_EINVAL, "TLS: cannot use cacertdir %s: %s", u->cacertdir,
-                        errno ? strerror(errno) : "not a directory");
+                        why);
     pthread_once(&nosig_once, nosig_init);
     if (!nosig_method)
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory setting up TLS");

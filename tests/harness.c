@@ -59,8 +59,15 @@ static void spawn(rt_server *s)
     if (!f)
         fail_msg("cannot write %s: %s", conf, strerror(errno));
     fprintf(f, "port %d\nbind 127.0.0.1\nunixsocket %s\nunixsocketperm 700\nsave \"\"\n"
-               "appendonly no\ndaemonize no\ndir %s\nlogfile %s\n%s\n",
-            s->port, s->sock, s->dir, log, s->extra);
+               "appendonly no\ndaemonize no\ndir %s\nlogfile %s\n",
+            s->port, s->sock, s->dir, log);
+    if (s->tls_port > 0) {
+        const char *d = rt_certs_dir();
+        fprintf(f, "tls-port %d\ntls-cert-file %s/server.crt\ntls-key-file %s/server.key\n"
+                   "tls-ca-cert-file %s/ca.crt\ntls-auth-clients %s\n",
+                s->tls_port, d, d, d, s->tls_mutual ? "yes" : "no");
+    }
+    fprintf(f, "%s\n", s->extra);
     fclose(f);
     unlink(s->sock);
     pid_t parent = getpid();
@@ -149,7 +156,44 @@ static void track(const rt_server *s, bool add)
     started_pids[nstarted++] = s->pid;
 }
 
-void rt_server_start(rt_server *s, const char *extra_conf, int tcp)
+int rt_tls(void)
+{
+    const char *t = getenv("RL_TEST_TRANSPORT");
+    return t && strcmp(t, "tls") == 0;
+}
+
+static char certs_dir[128];
+static pid_t certs_owner;
+
+static void remove_certs(void)
+{
+    if (getpid() != certs_owner || !certs_dir[0])
+        return;
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "harness: could not remove %s\n", certs_dir);
+}
+
+const char *rt_certs_dir(void)
+{
+    if (certs_dir[0])
+        return certs_dir;
+    char dir[128] = "/tmp/rl-certs-XXXXXX";
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp: %s", strerror(errno));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "sh '%s/tests/make-certs.sh' '%s'", RT_SOURCE_DIR, dir);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("%s failed (status %d): is the openssl tool installed?", cmd, rc);
+    memcpy(certs_dir, dir, sizeof dir);
+    certs_owner = getpid();
+    atexit(remove_certs);
+    return certs_dir;
+}
+
+void rt_server_start(rt_server *s, const char *extra_conf, int flags)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/rl-test-XXXXXX");
@@ -158,7 +202,21 @@ void rt_server_start(rt_server *s, const char *extra_conf, int tcp)
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     snprintf(s->url, sizeof s->url, "unix://%s", s->sock);
     snprintf(s->extra, sizeof s->extra, "%s", extra_conf ? extra_conf : "");
-    s->port = tcp ? free_port() : 0;
+    s->port = flags & RT_TCP ? free_port() : 0;
+    if (rt_tls())
+        flags |= RT_TLS;
+    if (flags & RT_TLS) {
+        s->tls_port = free_port();
+        s->tls_mutual = (flags & RT_TLS_MUTUAL) != 0;
+        const char *d = rt_certs_dir();
+        if (s->tls_mutual)
+            snprintf(s->url, sizeof s->url,
+                     "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt&cert=%s/client.crt&key=%s/client.key",
+                     s->tls_port, d, d, d);
+        else
+            snprintf(s->url, sizeof s->url, "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt",
+                     s->tls_port, d);
+    }
     track(s, true);
     spawn(s);
     track(s, true);

@@ -1,5 +1,10 @@
 /* Test harness: a throwaway redis-server per test program, on a private unix socket in
- * a temp dir; it dies with the test process (PR_SET_PDEATHSIG) and is stopped at exit. */
+ * a temp dir; it dies with the test process (PR_SET_PDEATHSIG) and is stopped at exit.
+ *
+ * Transport: with RL_TEST_TRANSPORT=tls in the environment every server also listens
+ * with TLS on a private loopback port (certificates from tests/make-certs.sh, made once
+ * per test process) and its url is rediss://127.0.0.1:PORT/0?cacert=..., so the same
+ * test programs run over TLS. rt_raw() and rt_cmd() stay on the unix socket. */
 #ifndef RL_TEST_HARNESS_H
 #define RL_TEST_HARNESS_H
 
@@ -17,14 +22,30 @@ typedef struct {
     pid_t pid;
     char dir[128];
     char sock[192];
-    char url[256]; /* unix:///dir/redis.sock (with credentials if the test set them) */
+    char url[512]; /* unix:///dir/redis.sock (with credentials if the test set them), or
+                      rediss://127.0.0.1:PORT/0?cacert=... with TLS */
     int port;      /* > 0 when started with tcp */
+    int tls_port;  /* > 0 when started with TLS */
+    int tls_mutual;
     char extra[2048];
 } rt_server;
 
-/* Start a server. extra_conf: more redis.conf lines (may be NULL); tcp: also listen on a
- * free loopback port. Fails the test (never skips) when the server cannot start. */
-void rt_server_start(rt_server *s, const char *extra_conf, int tcp);
+/* Flags of rt_server_start (1 = RT_TCP, for the callers that pass a boolean) */
+enum {
+    RT_TCP = 1,        /* also listen on a free loopback port */
+    RT_TLS = 2,        /* also listen with TLS on a free loopback port; url is rediss:// */
+    RT_TLS_MUTUAL = 4, /* with RT_TLS: tls-auth-clients yes (a client certificate needed) */
+};
+/* Start a server. extra_conf: more redis.conf lines (may be NULL); flags: RT_*.
+ * RL_TEST_TRANSPORT=tls adds RT_TLS. Fails the test (never skips) when the server cannot
+ * start. */
+void rt_server_start(rt_server *s, const char *extra_conf, int flags);
+
+/* Is this run over TLS (RL_TEST_TRANSPORT=tls)? */
+int rt_tls(void);
+/* The directory of this process's test certificates (tests/make-certs.sh), made on first
+ * use: ca.crt, server.*, client.*, other-ca.*, other-client.* (.crt and .key). */
+const char *rt_certs_dir(void);
 void rt_server_stop(rt_server *s);
 /* Kill (SIGKILL: no persistence, nothing saved) and start again on the same socket/port. */
 void rt_server_restart(rt_server *s);

@@ -265,11 +265,12 @@ static void assert_sigpipe_untouched(void)
 static void dead_server_econn_no_sigpipe(void **state)
 {
     (void)state;
-    for (int tcp = 0; tcp <= 1; tcp++) {
+    /* over the unix socket, plain TCP and TLS */
+    for (int tcp = 0; tcp <= 2; tcp++) {
         rt_server s;
-        rt_server_start(&s, NULL, tcp);
-        char url[300];
-        if (tcp)
+        rt_server_start(&s, NULL, tcp == 2 ? RT_TLS : tcp);
+        char url[sizeof s.url];
+        if (tcp == 1)
             snprintf(url, sizeof url, "redis://127.0.0.1:%d", s.port);
         else
             snprintf(url, sizeof url, "%s", s.url);
@@ -330,8 +331,11 @@ static void killed_connection_mid_write_no_sigpipe(void **state)
      * A large cache value makes the write outlast the health check. */
     rt_server s;
     rt_server_start(&s, NULL, 1);
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s.port);
+    char url[sizeof s.url];
+    if (rt_tls())
+        snprintf(url, sizeof url, "%s", s.url); /* the same over TLS */
+    else
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", s.port);
     redis_lock_client *c = rt_client_url(url);
     rl_conn *conn = NULL;
     assert_rl(REDIS_LOCK_OK, rl_client_get(c, &conn));
