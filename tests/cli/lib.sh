@@ -55,6 +55,36 @@ start_server() {
 
 rcli() { "$REDIS_CLI" -s "$SOCK" "$@"; }
 
+free_tcp_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# make_certs: a throwaway PKI in $CERTS (tests/make-certs.sh: ca, server, client,
+# other-ca, other-client; .crt and .key), once per script.
+make_certs() {
+    CERTS=$T/certs
+    [ -s "$CERTS/ca.crt" ] && return 0
+    sh "$(dirname "${BASH_SOURCE[0]}")/../make-certs.sh" "$CERTS" ||
+        { echo "FAIL - cannot make test certificates (openssl tool?)"; exit 1; }
+}
+
+# start_tls_server NAME [yes|no] [redis-server ARGS...]: start_server NAME that also
+# listens with TLS on a free loopback port (tls-auth-clients $2, default no); sets
+# TLS_PORT and TLS_URL (rediss://127.0.0.1:PORT/0?cacert=..., with the client
+# certificate when $2 is yes) besides SOCK and URL.
+start_tls_server() {
+    local name=$1 mutual=${2:-no}
+    shift $(($# > 1 ? 2 : 1))
+    make_certs
+    TLS_PORT=$(free_tcp_port)
+    start_server "$name" --tls-port "$TLS_PORT" --bind 127.0.0.1 \
+        --tls-cert-file "$CERTS/server.crt" --tls-key-file "$CERTS/server.key" \
+        --tls-ca-cert-file "$CERTS/ca.crt" --tls-auth-clients "$mutual" "$@"
+    TLS_URL="rediss://127.0.0.1:$TLS_PORT/0?cacert=$CERTS/ca.crt"
+    [ "$mutual" = yes ] && TLS_URL="$TLS_URL&cert=$CERTS/client.crt&key=$CERTS/client.key"
+    return 0
+}
+
 # bg CMD...: start CMD in the background (stdin from /dev/null); its pid in BG.
 bg() {
     "$@" </dev/null &
