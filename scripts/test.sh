@@ -79,10 +79,14 @@ cmake --build build-tsan -j"$jobs" >/dev/null
 stage "valgrind memcheck: the single-process tests"
 fails=0
 for t in $(cd build-ci && ctest -N -LE 'forks|chaos' | awk '/Test +#/ {print $3}'); do
+    # tls_NAME is test_NAME run over TLS (the harness reads RL_TEST_TRANSPORT)
+    transport=unix
     bin=build-ci/tests/$t
+    if [[ $t == tls_* ]]; then transport=tls; bin=build-ci/tests/test_${t#tls_}; fi
     [ -x "$bin" ] && cmp -s -n 4 "$bin" <(printf '\177ELF') || continue
-    if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-        --show-leak-kinds=definite,indirect --track-fds=no "$bin" >"build-ci/$t.valgrind.log" 2>&1; then
+    if RL_TEST_TRANSPORT=$transport valgrind -q --error-exitcode=99 --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+        --track-fds=no "$bin" >"build-ci/$t.valgrind.log" 2>&1; then
         echo "valgrind $t: 0 errors, 0 leaks"
     else
         echo "valgrind $t: FAILED"; tail -40 "build-ci/$t.valgrind.log"; fails=$((fails + 1))
