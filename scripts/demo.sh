@@ -2,8 +2,14 @@
 # The demo: installs what it needs, builds, and shows processes taking turns on one lock,
 # through the library and through the redis-lock tool. Uses $REDIS_URL when set, else a
 # throwaway redis-server that it starts and stops itself.
+#   bash scripts/demo.sh --tls    the same over TLS (rediss://), against its own TLS server
+#                                 with a throwaway CA (ignores $REDIS_URL)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--tls" ]; then
+    unset REDIS_URL
+    export RL_TMP_REDIS_TLS=1
+fi
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
