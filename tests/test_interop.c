@@ -110,7 +110,8 @@ static void py_start(py_peer *p, const rt_server *s)
     if (p->pid == 0) {
         dup2(to[0], 0);
         dup2(from[1], 1);
-        execl(PYTHON, PYTHON, "-u", script, s->sock, (char *)NULL);
+        /* over TLS when the harness runs over TLS: redis-py with ssl=True */
+        execl(PYTHON, PYTHON, "-u", script, rt_tls() ? s->url : s->sock, (char *)NULL);
         _exit(127);
     }
     close(to[0]);

@@ -1,6 +1,8 @@
 """Drive prl_peer (python-redis-lock 4.x's protocol) from a C test, line by line.
 
 Usage: /usr/bin/python3 prl_driver.py SOCKET_PATH
+       /usr/bin/python3 prl_driver.py 'rediss://HOST:PORT/DB?cacert=PATH[&cert=PATH&key=PATH]'
+       (TLS: redis-py's ssl=True, the CA and client certificate of the URL)
 
 Prints "ready" once connected, then reads one command per line on stdin and answers with
 one line on stdout (flushed). Handles are small integers returned by "lock".
@@ -31,8 +33,20 @@ import redis  # noqa: E402  (Debian's python3-redis)
 import prl_peer  # noqa: E402
 
 
+def connect(where):
+    if not where.startswith("rediss://"):
+        return redis.Redis(unix_socket_path=where)
+    from urllib.parse import parse_qs, urlsplit
+
+    u = urlsplit(where)
+    q = {k: v[0] for k, v in parse_qs(u.query).items()}
+    return redis.Redis(host=u.hostname, port=u.port, db=int(u.path.strip("/") or 0), ssl=True,
+                       ssl_ca_certs=q.get("cacert"), ssl_certfile=q.get("cert"),
+                       ssl_keyfile=q.get("key"), ssl_cert_reqs="required")
+
+
 def main():
-    client = redis.Redis(unix_socket_path=sys.argv[1])
+    client = connect(sys.argv[1])
     client.ping()
     locks = []
     out = sys.stdout
