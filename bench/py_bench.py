@@ -50,6 +50,13 @@ def sleep_until_ns(t):
 def connect(url, **kw):
     if url.startswith("unix://"):
         return redis.Redis(unix_socket_path=url[len("unix://"):], **kw)
+    if url.startswith("rediss://"):  # our TLS parameters, in redis-py's words
+        from urllib.parse import parse_qs, urlsplit
+
+        u = urlsplit(url)
+        q = {k: v[0] for k, v in parse_qs(u.query).items()}
+        return redis.Redis(host=u.hostname, port=u.port, db=int(u.path.strip("/") or 0),
+                           ssl=True, ssl_ca_certs=q.get("cacert"), ssl_cert_reqs="required", **kw)
     return redis.Redis.from_url(url, **kw)
 
 

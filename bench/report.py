@@ -837,6 +837,13 @@ for impl in IMPLS:
         d["connections_opened_waiting"], d["connections_opened_total"],
         f(d["rss_kb_before"] / 1024, 1), f(d["rss_kb_waiting"] / 1024, 1), f(d["drain_ms"], 1)))
 w("")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tls_report  # noqa: E402  (bench/tls_report.py: step 8)
+
+_tls_lines, results["tls"] = tls_report.section(RAW)
+for _line in _tls_lines:
+    w(_line)
+
 steps_load = []
 try:
     with open(os.path.join(RAW, "load_timeline.txt")) as fh:

@@ -5,6 +5,9 @@
  * floor        hiredis PING and SET loops, one connection: the round-trip floor
  * uncontended  interleaved windows: hiredis SET loop, the bare protocol pair over hiredis
  *              (SET NX + the release script), and redis_lock acquire+release pairs
+ * pairs        COUNT acquire+release pairs on one new client, library only (any URL, TLS
+ *              too); --info-url URL (unix:// or redis://) counts the connections the
+ *              server accepted meanwhile
  * contend      N processes looping on one lock (hold H ms) for D ms
  * handoff      W waiters + 1 holder: release-call start -> next owner's acquire return
  * crash-hold   acquire K locks (expiry E) at scheduled instants, print each, never release
@@ -45,6 +48,7 @@
 /* ---------------------------------------------------------------- utilities */
 
 static const char *g_url;
+static const char *g_info_url;
 
 static int64_t now_ns(void)
 {
@@ -366,6 +370,11 @@ static void parse(int argc, char **argv, opts_t *o)
             i++;
             continue;
         }
+        if (strcmp(a, "--info-url") == 0 && v) {
+            g_info_url = v;
+            i++;
+            continue;
+        }
         if (strcmp(a, "--t0-ns") == 0 && v) {
             o->t0_ns = strtoll(v, NULL, 10);
             i++;
@@ -549,6 +558,51 @@ static int cmd_uncontended(opts_t *o)
     redis_lock_free(l);
     redis_lock_client_close(c);
     redisFree(ctx);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- pairs */
+
+static int cmd_pairs(opts_t *o)
+{
+    int count = o->count ? o->count : 10000;
+    redisContext *ictx = NULL;
+    if (g_info_url) {
+        const char *save = g_url;
+        g_url = g_info_url;
+        ictx = hiredis_connect();
+        g_url = save;
+    }
+    char *s0 = ictx ? info(ictx, "stats") : NULL;
+    int64_t t0 = now_ns();
+    redis_lock_client *c = open_client();
+    redis_lock *l = new_lock(c, o->name ? o->name : "bench:pairs", 0, false, NULL, NULL);
+    int64_t t1 = now_ns();
+    double c0 = cpu_seconds(RUSAGE_SELF);
+    long errors = 0;
+    for (int i = 0; i < count; i++) {
+        int rc = redis_lock_acquire(l, -1);
+        if (rc == 0)
+            rc = redis_lock_release(l);
+        if (rc)
+            errors++;
+    }
+    int64_t t2 = now_ns();
+    double cpu = cpu_seconds(RUSAGE_SELF) - c0;
+    char *s1 = ictx ? info(ictx, "stats") : NULL;
+    long long conns = ictx ? info_field(s1, "total_connections_received") -
+                                 info_field(s0, "total_connections_received")
+                           : -1;
+    printf("{\"pairs\":%d,\"pairs_per_s\":%.1f,\"open_ms\":%.3f,\"cpu_us_per_pair\":%.3f,"
+           "\"connections_opened\":%lld,\"errors\":%ld}\n",
+           count, (double)count / ((double)(t2 - t1) / 1e9), (double)(t1 - t0) / 1e6,
+           cpu / count * 1e6, conns, errors);
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+    free(s0);
+    free(s1);
+    if (ictx)
+        redisFree(ictx);
     return 0;
 }
 
@@ -1045,6 +1099,8 @@ int main(int argc, char **argv)
         return cmd_floor(&o);
     if (strcmp(s, "uncontended") == 0)
         return cmd_uncontended(&o);
+    if (strcmp(s, "pairs") == 0)
+        return cmd_pairs(&o);
     if (strcmp(s, "contend") == 0)
         return cmd_contend(&o);
     if (strcmp(s, "handoff") == 0)
