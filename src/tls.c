@@ -321,6 +321,9 @@ int rl_tls_client_init(redis_lock_client *c)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one recv() for whatever has arrived, not one for each record's header and another
+     * for its body; the reads drain what it buffers (SSL_has_pending) before any poll */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     rc = 0;
     if (u->insecure) {
