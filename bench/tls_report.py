@@ -109,6 +109,12 @@ def section(raw):
         _f(pyrate["tcp"], 0), _f(pyrate["tls"], 0), _f(pyratio, 2)))
     w("")
     w("Per-round TLS/TCP pair-rate ratios: %s." % ", ".join(_f(r, 2) for r in per_round))
+    env = _load(raw, "env") or {}
+    if env.get("loadavg_before"):
+        w("")
+        w("Load average when the run began: %s (%s CPUs, shared with other work; the "
+          "per-round spread shows how much of a ratio is the machine)." % (
+              " ".join(env["loadavg_before"].split()[:3]), env.get("ncpu", "?")))
     w("")
     results = {"rounds": rounds, "pairs": pairs, "handoff_lat_us": hand, "redispy": py,
                "pairs_ratio": ratio, "handoff_p50_ratio": hratio, "redispy_ratio": pyratio}
