@@ -28,6 +28,7 @@
 
 typedef struct {
     SSL *ssl;
+    bool cert_requested; /* the server asked for a client certificate */
     int code;      /* REDIS_LOCK_ECONN or REDIS_LOCK_EAUTH for the last failure */
     char why[256]; /* and its reason, OpenSSL's words */
 } rl_tls;
@@ -130,13 +131,16 @@ static void note_failure(rl_tls *t, int ret, int err)
                      X509_verify_cert_error_string(v));
         } else if (e) {
             const char *r = ERR_reason_error_string(e);
-            if (is_cert_refusal(e))
+            /* TLS 1.2 says only "handshake failure" when it wanted a certificate from us */
+            bool refused_ours = t->cert_requested && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                                ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE;
+            if (is_cert_refusal(e) || refused_ours)
                 t->code = REDIS_LOCK_EAUTH;
             int plain = ERR_GET_LIB(e) == ERR_LIB_SSL &&
                         (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
                          ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG);
-            bool refused = is_cert_refusal(e) &&
-                           ERR_GET_REASON(e) != SSL_R_CERTIFICATE_VERIFY_FAILED;
+            bool refused = refused_ours || (is_cert_refusal(e) &&
+                                            ERR_GET_REASON(e) != SSL_R_CERTIFICATE_VERIFY_FAILED);
             snprintf(t->why, sizeof t->why, "%s%s%s",
                      refused ? "the server refused the client certificate: " : "",
                      r ? r : "TLS protocol error",
@@ -261,6 +265,16 @@ static int ctx_error(int code, const char *what, const char *path)
                     r ? r : (errno ? strerror(errno) : "unknown error"));
 }
 
+/* The server asks for a client certificate (called whether we have one or not). */
+static int on_cert_request(SSL *ssl, void *arg)
+{
+    (void)arg;
+    rl_tls *t = SSL_get_app_data(ssl);
+    if (t)
+        t->cert_requested = true;
+    return 1;
+}
+
 /* A key protected by a passphrase: refuse it rather than let OpenSSL prompt on the tty. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
@@ -325,6 +339,7 @@ int rl_tls_client_init(redis_lock_client *c)
      * for its body; the reads drain what it buffers (SSL_has_pending) before any poll */
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_cert_cb(ctx, on_cert_request, NULL);
     rc = 0;
     if (u->insecure) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -387,6 +402,7 @@ int rl_tls_connect(redis_lock_client *c, rl_conn *conn, int64_t deadline_ms)
         ERR_clear_error();
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a TLS connection");
     }
+    SSL_set_app_data(t->ssl, t);
     BIO_set_data(bio, (void *)(intptr_t)conn->fd);
     BIO_set_init(bio, 1);
     SSL_set_bio(t->ssl, bio, bio);

@@ -198,8 +198,17 @@ static void client_certificate(void **state)
     expect_failure(REDIS_LOCK_EAUTH, unknown,
                    "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt&cert=%s/other-client.crt&key=%s/other-client.key",
                    mutual_srv.tls_port, d, d, d);
-    /* the right one */
+    /* TLS 1.2: the refusal comes inside the handshake, not after it */
+    rt_server tls12;
+    rt_server_start(&tls12, "tls-protocols \"TLSv1.2\"", RT_TLS | RT_TLS_MUTUAL);
+    const char *in_handshake[] = {"TLS handshake", "refused the client certificate", NULL};
+    expect_failure(REDIS_LOCK_EAUTH, in_handshake, "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt",
+                   tls12.tls_port, d);
     redis_lock_client *c = NULL;
+    assert_rl(REDIS_LOCK_OK, open_url(&c, NULL, "%s", tls12.url));
+    redis_lock_client_close(c);
+    rt_server_stop(&tls12);
+    /* the right one */
     assert_rl(REDIS_LOCK_OK, open_url(&c, NULL, "%s", mutual_srv.url));
     redis_lock *l = rt_new_lock(c, "tls-mutual", 1000);
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
