@@ -258,7 +258,7 @@ static const rl_transport tls_transport = {tls_read, tls_write, tls_pending, tls
 
 static int ctx_error(int code, const char *what, const char *path)
 {
-    unsigned long e = ERR_peek_last_error();
+    unsigned long e = ERR_peek_error(); /* the first: the cause, not "PEM lib" */
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     ERR_clear_error();
     return rl_error(code, "TLS: cannot load %s %s: %s", what, path,
@@ -281,7 +281,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     (void)buf;
     (void)size;
     (void)rwflag;
-    (void)u;
+    *(bool *)u = true;
     return 0;
 }
 
@@ -338,7 +338,9 @@ int rl_tls_client_init(redis_lock_client *c)
     /* one recv() for whatever has arrived, not one for each record's header and another
      * for its body; the reads drain what it buffers (SSL_has_pending) before any poll */
     SSL_CTX_set_read_ahead(ctx, 1);
+    bool asked = false;
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
     SSL_CTX_set_cert_cb(ctx, on_cert_request, NULL);
     rc = 0;
     if (u->insecure) {
@@ -360,10 +362,15 @@ int rl_tls_client_init(redis_lock_client *c)
         if (SSL_CTX_use_certificate_chain_file(ctx, u->cert) != 1)
             rc = ctx_error(REDIS_LOCK_EINVAL, "cert", u->cert);
         else if (SSL_CTX_use_PrivateKey_file(ctx, u->key, SSL_FILETYPE_PEM) != 1)
-            rc = ctx_error(REDIS_LOCK_EINVAL, "key", u->key);
+            rc = asked ? rl_error(REDIS_LOCK_EINVAL, "TLS: cannot load key %s: it needs a "
+                                  "passphrase, which is not supported", u->key)
+                       : ctx_error(REDIS_LOCK_EINVAL, "key", u->key);
         else if (SSL_CTX_check_private_key(ctx) != 1)
-            rc = ctx_error(REDIS_LOCK_EINVAL, "key (it does not match cert)", u->key);
+            rc = ctx_error(REDIS_LOCK_EINVAL, "key", u->key); /* not cert's key */
     }
+    ERR_clear_error();
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* &asked goes out of scope */
+    SSL_CTX_set_default_passwd_cb(ctx, NULL);
     if (rc) {
         SSL_CTX_free(ctx);
         return rc;

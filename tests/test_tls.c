@@ -257,6 +257,16 @@ static void bad_tls_files(void **state)
     expect_failure(REDIS_LOCK_EINVAL, mismatch,
                    "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt&cert=%s/client.crt&key=%s/other-client.key",
                    p, d, d, d);
+    /* a key with a passphrase: refused at once, never prompted for */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "openssl pkey -in %s/client.key -aes256 -passout pass:secret -out %s/enc.key 2>/dev/null",
+             d, d);
+    assert_int_equal(system(cmd), 0);
+    const char *passphrase[] = {"key", "enc.key", "passphrase", NULL};
+    expect_failure(REDIS_LOCK_EINVAL, passphrase,
+                   "rediss://127.0.0.1:%d/0?cacert=%s/ca.crt&cert=%s/client.crt&key=%s/enc.key",
+                   p, d, d, d);
     const char *unknown[] = {"unknown parameter verify", NULL};
     expect_failure(REDIS_LOCK_EINVAL, unknown, "rediss://127.0.0.1:%d/0?verify=no", p);
 }
