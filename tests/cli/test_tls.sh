@@ -16,6 +16,9 @@ check "the lock was held while the command ran" test "$(cat "$T/held")" = 1
 expect 0 "acquire over TLS" "$RL" -u "$tls_url" acquire -x 30 -i me y
 expect 0 "status of a held lock" "$RL" -u "$tls_url" status y
 expect 0 "release over TLS" "$RL" -u "$tls_url" release -i me y
+expect 0 "cache over TLS: computed" "$RL" -u "$tls_url" cache -t 30 tls:k -- echo computed-once
+expect 0 "cache over TLS: hit" "$RL" -u "$tls_url" cache -t 30 tls:k -- echo computed-again
+check "the second call got the cached value" test "$(cat "$T/out")" = computed-once
 expect 1 "REDIS_URL=rediss://..." env REDIS_URL="$tls_url" "$RL" status x
 expect 1 "-v over TLS" "$RL" -v -u "$tls_url" status x
 check "-v names the TLS version" grep -q 'TLSv1' "$T/err"
