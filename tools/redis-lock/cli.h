@@ -135,7 +135,7 @@ void sb_text(strbuf *b, const char *s);
 /* ---- connect.c ---- */
 
 /* url with the %-encoded password spliced in when it has none:
- *   redis://[user]:PASS@host..., unix://[user]:PASS@/path
+ *   redis[s]://[user]:PASS@host..., unix://[user]:PASS@/path
  * NULL when url keeps its own password or is not one of those forms (or out of memory). */
 char *cli_splice_password(const char *url, const char *pw);
 /* Open the client for a->url ($REDIS_URL, the default; password from $REDISCLI_AUTH);
