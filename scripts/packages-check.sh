@@ -51,13 +51,14 @@ done
     fail "libredislock1: Package/Section"
 grep -q 'libhiredis0.14' <<<"$(field "$lib" Depends)" || fail "libredislock1 does not depend on libhiredis0.14"
 grep -q 'libc6' <<<"$(field "$lib" Depends)" || fail "libredislock1 does not depend on libc6"
+grep -q 'libssl3' <<<"$(field "$lib" Depends)" || fail "libredislock1 does not depend on libssl3 (TLS)"
 has "$lib" "^\./usr/lib/$ma/libredislock\.so\.1$" "^\./usr/lib/$ma/libredislock\.so\.$version$"
 lacks "$lib" '/include/|\.so$|\.a$|/bin/'
 grep -q "^libredislock 1 libredislock1" <<<"$(dpkg-deb --ctrl-tarfile "$lib" | tar -xO ./shlibs)" ||
     fail "libredislock1 has no shlibs file"
 
 [ "$(field "$dev" Section)" = libdevel ] || fail "libredislock-dev: Section"
-for d in "libredislock1 (= $version)" libhiredis-dev; do
+for d in "libredislock1 (= $version)" libhiredis-dev libssl-dev; do
     grep -qF "$d" <<<"$(field "$dev" Depends)" || fail "libredislock-dev does not depend on $d"
 done
 has "$dev" '^\./usr/include/redis_lock\.h$' "^\./usr/lib/$ma/libredislock\.so$" \
