@@ -115,7 +115,9 @@ REDIS_LOCK_EXTERN void redis_lock_client_close(redis_lock_client *client);
 typedef struct redis_lock redis_lock;
 typedef void (*redis_lock_lost_fn)(redis_lock *lock, void *payload);
 
-#define REDIS_LOCK_OPTIONS_VERSION 1
+/* Version 2 added fair and queue_lease_ms; a caller built against version 1 keeps working
+ * (the library reads only the fields of the caller's version). */
+#define REDIS_LOCK_OPTIONS_VERSION 2
 typedef struct {
     unsigned version;            /* REDIS_LOCK_OPTIONS_VERSION */
     int64_t expire_ms;           /* 0: never expires (default) */
@@ -128,6 +130,12 @@ typedef struct {
     redis_lock_lost_fn on_lost;  /* called once, from the renewal thread, when renewal
                                     finds the lock gone; must not free the handle */
     void *on_lost_payload;
+    /* version 2 */
+    bool fair;              /* waiters queue in arrival order; a release hands the lock
+                               to the first live waiter (docs/design.md, fair lock) */
+    int64_t queue_lease_ms; /* fair: a waiter that stops renewing its place (it died) is
+                               dropped from the queue this long after; default 2000,
+                               >= 30 */
 } redis_lock_options;
 
 /* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */

@@ -13,6 +13,7 @@
 int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
 {
     memset(out, 0, sizeof *out);
+    out->next = -1;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !r->element[0] ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         goto bad;
@@ -23,8 +24,12 @@ int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
         out->token = r->element[1]->integer;
         return 0;
     }
-    if (r->element[0]->integer != 0 || r->elements != 3 ||
-        r->element[2]->type != REDIS_REPLY_INTEGER)
+    /* the fair try adds a fourth element: when the earliest queue lease lapses */
+    if (r->element[0]->integer != 0 || r->elements < 3 || r->elements > 4 ||
+        r->element[2]->type != REDIS_REPLY_INTEGER ||
+        (r->elements == 4 && r->element[3]->type != REDIS_REPLY_INTEGER))
+        goto bad;
+    if (r->elements == 4 && (out->next = r->element[3]->integer) < -1)
         goto bad;
     const redisReply *owner = r->element[1];
     if (owner->type == REDIS_REPLY_STRING)
@@ -39,9 +44,14 @@ bad:
     return rl_error(REDIS_LOCK_ESERVER, "unexpected reply to the acquire script");
 }
 
-/* The acquire script's call for this handle: KEYS lock, fence; ARGV id, expiry, fencing. */
-static void try_call_init(const redis_lock *l, rl_script_call *k)
+/* The acquire script's call for this handle: KEYS lock, fence; ARGV id, expiry, fencing.
+ * A fair handle's is the fair try's (fair.c); enqueue: join the queue if the lock is held. */
+static void try_call_init(const redis_lock *l, rl_script_call *k, bool enqueue)
 {
+    if (l->opts.fair) {
+        rl_fair_try_call(l, k, enqueue);
+        return;
+    }
     k->nkeys = 2;
     k->keys[0] = l->key;
     k->keys[1] = l->fence_key;
@@ -94,8 +104,8 @@ static void unblock(redis_lock *l, rl_conn **connp, bool *popped)
 static int append_try(redis_lock *l, rl_buf *b)
 {
     rl_script_call k;
-    try_call_init(l, &k);
-    return rl_script_append(b, RL_SCRIPT_ACQUIRE, &k);
+    try_call_init(l, &k, true);
+    return rl_script_append(b, l->opts.fair ? RL_SCRIPT_FAIR_TRY : RL_SCRIPT_ACQUIRE, &k);
 }
 
 /* The outcome of a wait. */
@@ -119,11 +129,20 @@ static int wait_signal(redis_lock *l, rl_conn **connp, int64_t until, wait_outco
     char secs[24] = "0";
     if (until != RL_INFINITE) /* the server's timer is only a backstop for ours */
         rl_fmt_ms(secs, sizeof secs, (until - rl_now_ms()) / 1000 + 2);
-    const char *argv[3] = {"BLPOP", l->signal_key, secs};
-    size_t lens[3] = {5, l->signal_len, strlen(secs)};
+    /* a fair waiter listens on its own wake list (a grant) and on the signal list (a
+     * plain release, a reset: the lock became free without a grant) */
+    const char *argv[4] = {"BLPOP", l->signal_key, secs};
+    size_t lens[4] = {5, l->signal_len, strlen(secs)};
+    int argc = 3;
+    if (l->opts.fair) {
+        argv[1] = l->wake_key, lens[1] = l->wake_len;
+        argv[2] = l->signal_key, lens[2] = l->signal_len;
+        argv[3] = secs, lens[3] = strlen(secs);
+        argc = 4;
+    }
     rl_buf b = {0};
     rl_buf_borrow(&b, l->scratch, l->scratch_cap);
-    int rc = rl_buf_add(&b, 3, argv, lens);
+    int rc = rl_buf_add(&b, argc, argv, lens);
     if (!rc)
         rc = append_try(l, &b);
     if (!rc) {
@@ -252,6 +271,7 @@ typedef struct {
     rl_backoff backoff; /* between attempts after a failure */
     int reconnects;     /* a try-once acquire (timeout 0) reconnects once, no more */
     bool unanswered;    /* a try was sent and its answer lost: the key may be ours */
+    bool queued;        /* fair: a try that joins the queue was sent */
     bool have_answer;   /* res holds the answer of a try not judged yet */
     try_result res;
     int64_t sent_ms;    /* no later than the try that took the lock ran */
@@ -307,10 +327,11 @@ static int acquire_try(acquire_state *st)
     if (!st->unanswered)
         st->sent_ms = rl_now_ms(); /* an unanswered try may have set the key: keep its time */
     rl_script_call k;
-    try_call_init(l, &k);
+    try_call_init(l, &k, st->timeout_ms != 0);
+    st->queued |= l->opts.fair && st->timeout_ms != 0;
     redisReply *r = NULL;
-    int rc = rl_script(l->client, st->conn, RL_SCRIPT_ACQUIRE, &k, &r, l->scratch,
-                       l->scratch_cap);
+    int rc = rl_script(l->client, st->conn, l->opts.fair ? RL_SCRIPT_FAIR_TRY : RL_SCRIPT_ACQUIRE,
+                       &k, &r, l->scratch, l->scratch_cap);
     bool whole_reply = rl_conn_reusable(rc);
     if (!rc && (rc = rl_parse_acquire_reply(r, l->id, &st->res)))
         whole_reply = false; /* an answer we cannot read says nothing about the key */
@@ -369,7 +390,9 @@ static judgement acquire_judge(acquire_state *st, int64_t *until, int *rc)
     if (res->pttl == -2)
         return JUDGED_TRY_AGAIN; /* freed between the SET and the GET */
     *until = st->deadline;
-    if (res->pttl >= 0 && now + res->pttl + 1 < *until)
+    if (l->opts.fair)
+        *until = rl_fair_wait_until(l, res, now, st->deadline);
+    else if (res->pttl >= 0 && now + res->pttl + 1 < *until)
         *until = now + res->pttl + 1; /* Redis deletes the key 1 ms after PTTL reaches 0 */
     return JUDGED_WAIT;
 }
@@ -421,7 +444,7 @@ static void acquire_give_back(acquire_state *st)
     redis_lock *l = st->l;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
-    int rc = rl_lock_release_now(l);
+    int rc = l->opts.fair ? rl_fair_leave(l, RL_FAIR_GIVE_BACK) : rl_lock_release_now(l);
     rl_log(l->client, LOG_DEBUG, "giving back what an unanswered try of %s may have taken: %s",
            l->name, rc == 0 ? "released" : redis_lock_last_error());
     rl_error(0, "%s", msg);
@@ -434,8 +457,19 @@ static int acquire_end(acquire_state *st, int rc)
 {
     rl_client_put(st->l->client, st->conn, true);
     st->conn = NULL;
-    if (st->unanswered)
+    if (st->unanswered) {
         acquire_give_back(st);
+    } else if (st->queued && rc != REDIS_LOCK_EALREADY) {
+        /* a fair waiter that gives up leaves the queue at once, handing on a grant it
+         * has not claimed; if that fails, its lease lapses */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
+        int lrc = rl_fair_leave(st->l, RL_FAIR_LEAVE);
+        if (lrc)
+            rl_log(st->l->client, LOG_DEBUG, "leaving the queue of %s: %s", st->l->name,
+                   redis_lock_last_error());
+        rl_error(0, "%s", msg);
+    }
     return rc;
 }
 

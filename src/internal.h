@@ -209,15 +209,23 @@ void rl_tls_client_free(redis_lock_client *c);
 int rl_tls_connect(redis_lock_client *c, rl_conn *conn, int64_t deadline_ms);
 
 /* ---- scripts.c ---- */
-enum { RL_SCRIPT_ACQUIRE, RL_SCRIPT_RELEASE, RL_SCRIPT_EXTEND, RL_SCRIPT_RESET, RL_SCRIPT_COUNT };
-#define RL_SCRIPT_MAXARGS 3
+enum {
+    RL_SCRIPT_ACQUIRE,
+    RL_SCRIPT_RELEASE,
+    RL_SCRIPT_EXTEND,
+    RL_SCRIPT_RESET,
+    RL_SCRIPT_FAIR_TRY,   /* the fair lock's try (docs/design.md 7.1) */
+    RL_SCRIPT_FAIR_LEAVE, /* its release, leave and give back */
+    RL_SCRIPT_COUNT
+};
+#define RL_SCRIPT_MAXARGS 6
 /* One call of a script: its keys (with lengths) and its arguments (NUL-terminated). */
 typedef struct {
     int nkeys, nargs;
     const char *keys[RL_SCRIPT_MAXARGS];
     size_t keylens[RL_SCRIPT_MAXARGS];
     const char *args[RL_SCRIPT_MAXARGS];
-    char num[24]; /* room for a number argument: args[i] may point here */
+    char num[24], num2[24]; /* room for number arguments: args[i] may point here */
 } rl_script_call;
 /* Run calls[0..n) of one script, pipelined, with a reply (possibly an error reply) for each
  * in out[0..n). EVALSHA first; the calls the server refuses with NOSCRIPT (its script cache
@@ -241,6 +249,9 @@ struct redis_lock {
     char *name;
     char *key, *signal_key, *fence_key;
     size_t key_len, signal_len, fence_len;
+    /* the fair lock's keys (docs/design.md 7.1); NULL unless opts.fair */
+    char *queue_key, *lease_key, *wake_key, *wake_prefix;
+    size_t queue_len, lease_len, wake_len;
     char *id;
     /* room to format this lock's commands: release, extend and reset allocate nothing,
      * so that they work even when memory has run out (no lock is left behind) */
@@ -268,6 +279,7 @@ typedef struct {
     bool mine;     /* the key holds our id already */
     int64_t token;
     int64_t pttl; /* holder's remaining TTL: -1 none, -2 gone */
+    int64_t next; /* fair lock: ms until the earliest queue lease lapses; -1 none */
 } try_result;
 /* Check the acquire script's reply strictly; ESERVER for any other shape. */
 int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out);
@@ -276,6 +288,17 @@ int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
 int rl_lock_enter(redis_lock *l); /* every public call's preamble: clear the error, fork */
 bool rl_lock_take_cancel(redis_lock *l); /* consume a pending cancel */
 int rl_lock_release_now(redis_lock *l);  /* the release script; ENOTHELD if not ours */
+
+/* fair.c: the fair lock's calls (docs/design.md 7.1) */
+enum { RL_FAIR_RELEASE, RL_FAIR_LEAVE, RL_FAIR_GIVE_BACK };
+int rl_fair_keys(redis_lock *l);  /* make the fair lock's key names */
+void rl_fair_try_call(const redis_lock *l, rl_script_call *k, bool enqueue);
+/* The fair release/leave/give-back script; release: ENOTHELD if not ours. */
+int rl_fair_leave(redis_lock *l, int mode);
+/* The end of a fair waiter's wait: the deadline, the holder's expiry, the earliest queue
+ * lease, or a slice of its own lease (to renew it), whichever comes first. */
+int64_t rl_fair_wait_until(const redis_lock *l, const try_result *res, int64_t now,
+                           int64_t deadline);
 
 int rl_renewer_add(redis_lock *lock);
 void rl_renewer_remove(redis_lock *lock);

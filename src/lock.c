@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 /* Where each version's fields end (see rl_options_copy). */
 static const size_t lock_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_options, on_lost_payload),
+    [2] = RL_FIELD_END(redis_lock_options, queue_lease_ms),
 };
 _Static_assert(sizeof lock_options_ends / sizeof *lock_options_ends ==
                    REDIS_LOCK_OPTIONS_VERSION + 1,
@@ -26,6 +28,7 @@ void redis_lock_options_init_version(redis_lock_options *opts, unsigned version)
     redis_lock_options d;
     memset(&d, 0, sizeof d);
     d.signal_expire_ms = 1000;
+    d.queue_lease_ms = 2000;
     rl_options_init(opts, &d, lock_options_ends, REDIS_LOCK_OPTIONS_VERSION, version);
 }
 
@@ -52,6 +55,9 @@ static int validate_options(const redis_lock_options *o)
         return rl_error(REDIS_LOCK_EINVAL, "max_hold_ms must be >= 0");
     if (o->id && !*o->id)
         return rl_error(REDIS_LOCK_EINVAL, "id must not be empty");
+    if (o->fair && (o->queue_lease_ms < 30 || o->queue_lease_ms > RL_MAX_MS))
+        return rl_error(REDIS_LOCK_EINVAL, "queue_lease_ms must be >= 30 and <= %lld (got %lld)",
+                        (long long)RL_MAX_MS, (long long)o->queue_lease_ms);
     return 0;
 }
 
@@ -117,6 +123,10 @@ void redis_lock_free(redis_lock *l)
     free(l->key);
     free(l->signal_key);
     free(l->fence_key);
+    free(l->queue_key);
+    free(l->lease_key);
+    free(l->wake_key);
+    free(l->wake_prefix);
     free(l->id);
     free(l->scratch);
     free(l);
@@ -166,10 +176,14 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
     } else if ((rc = random_id(&l->id))) {
         goto fail;
     }
+    if (opts->fair && (rc = rl_fair_keys(l)))
+        goto fail;
     /* An EVALSHA with the keys, the id and numbers (and the protocol's framing) fits the
      * inline buffer for usual names; longer ones get room of their own, with space for an
      * EVAL of the script's source after a SCRIPT FLUSH. */
     size_t need = l->key_len + l->signal_len + l->fence_len + strlen(l->id) + 256;
+    if (opts->fair)
+        need += l->queue_len + l->lease_len + l->wake_len * 2;
     if (need > sizeof((rl_buf *)0)->small) {
         l->scratch_cap = need + 2048;
         if (!(l->scratch = rl_malloc(l->scratch_cap))) {
@@ -289,6 +303,8 @@ static void signal_call_init(const redis_lock *l, rl_script_call *k, bool with_i
 
 int rl_lock_release_now(redis_lock *l)
 {
+    if (l->opts.fair)
+        return rl_fair_leave(l, RL_FAIR_RELEASE);
     rl_script_call k;
     signal_call_init(l, &k, true);
     long long v = 0;
