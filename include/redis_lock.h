@@ -135,7 +135,12 @@ typedef struct {
                                to the first live waiter (docs/design.md, fair lock) */
     int64_t queue_lease_ms; /* fair: a waiter that stops renewing its place (it died) is
                                dropped from the queue this long after; default 2000,
-                               >= 30 */
+                               >= 30; also how long a plain waiter on a shared lock
+                               stays counted as a waiting writer without renewing */
+    bool shared;            /* a shared hold: many shared holders at once, or one exclusive
+                               holder (a plain handle of the same name, or
+                               python-redis-lock); a waiting exclusive holder stops new
+                               shared holders (docs/design.md, shared lock) */
 } redis_lock_options;
 
 /* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */

@@ -44,24 +44,41 @@ bad:
     return rl_error(REDIS_LOCK_ESERVER, "unexpected reply to the acquire script");
 }
 
-/* The acquire script's call for this handle: KEYS lock, fence; ARGV id, expiry, fencing.
- * A fair handle's is the fair try's (fair.c); enqueue: join the queue if the lock is held. */
+/* The acquire script's call for this handle: KEYS lock, fence, writers; ARGV id, expiry,
+ * fencing, writer lease ("0" for a try-once acquire: it does not wait as a writer), the
+ * shared marker. A fair handle's is the fair try's (fair.c; enqueue: join the queue if the
+ * lock is held), a shared handle's the shared try's (shared.c). */
 static void try_call_init(const redis_lock *l, rl_script_call *k, bool enqueue)
 {
     if (l->opts.fair) {
         rl_fair_try_call(l, k, enqueue);
         return;
     }
-    k->nkeys = 2;
+    if (l->opts.shared) {
+        rl_shared_try_call(l, k);
+        return;
+    }
+    k->nkeys = 3;
     k->keys[0] = l->key;
     k->keys[1] = l->fence_key;
+    k->keys[2] = l->writers_key;
     k->keylens[0] = l->key_len;
     k->keylens[1] = l->fence_len;
-    k->nargs = 3;
+    k->keylens[2] = l->writers_len;
+    k->nargs = 5;
     k->args[0] = l->id;
     rl_fmt_ms(k->num, sizeof k->num, l->opts.expire_ms);
     k->args[1] = k->num;
     k->args[2] = l->opts.fencing ? "1" : "0";
+    rl_fmt_ms(k->num2, sizeof k->num2, enqueue ? l->opts.queue_lease_ms : 0);
+    k->args[3] = k->num2;
+    k->args[4] = RL_SHARED_MARKER;
+}
+
+static int try_script(const redis_lock *l)
+{
+    return l->opts.fair ? RL_SCRIPT_FAIR_TRY : l->opts.shared ? RL_SCRIPT_SHARED_TRY
+                                                              : RL_SCRIPT_ACQUIRE;
 }
 
 enum { WAIT_WOKEN, WAIT_TIMEOUT, WAIT_CANCELED };
@@ -105,7 +122,7 @@ static int append_try(redis_lock *l, rl_buf *b)
 {
     rl_script_call k;
     try_call_init(l, &k, true);
-    return rl_script_append(b, l->opts.fair ? RL_SCRIPT_FAIR_TRY : RL_SCRIPT_ACQUIRE, &k);
+    return rl_script_append(b, try_script(l), &k);
 }
 
 /* The outcome of a wait. */
@@ -272,6 +289,7 @@ typedef struct {
     int reconnects;     /* a try-once acquire (timeout 0) reconnects once, no more */
     bool unanswered;    /* a try was sent and its answer lost: the key may be ours */
     bool queued;        /* fair: a try that joins the queue was sent */
+    bool writer;        /* plain: counted as a writer waiting on shared holders */
     bool have_answer;   /* res holds the answer of a try not judged yet */
     try_result res;
     int64_t sent_ms;    /* no later than the try that took the lock ran */
@@ -289,6 +307,25 @@ static int acquire_back_off(acquire_state *st)
     if (left > 0) {
         struct pollfd p = {l->wake_fd, POLLIN, 0};
         poll(&p, 1, (int)left);
+    }
+    if (rl_lock_take_cancel(l))
+        return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
+    return 0;
+}
+
+/* A shared waiter that a waiting writer keeps out sleeps on its own timer (until), or
+ * until a cancel; no command is sent meanwhile. */
+static int acquire_sleep(acquire_state *st, int64_t until)
+{
+    redis_lock *l = st->l;
+    rl_log(l->client, LOG_DEBUG, "a writer waits for %s: shared acquire sleeps", l->name);
+    for (int64_t left; (left = until - rl_now_ms()) > 0 && !atomic_load(&l->cancel);) {
+        struct pollfd p = {l->wake_fd, POLLIN, 0};
+        if (poll(&p, 1, left > 1000000 ? 1000000 : (int)left) > 0 && !atomic_load(&l->cancel)) {
+            uint64_t v; /* a stray write without a cancel: drain it, sleep on */
+            ssize_t n = read(l->wake_fd, &v, sizeof v);
+            (void)n;
+        }
     }
     if (rl_lock_take_cancel(l))
         return rl_error(REDIS_LOCK_ECANCELED, "acquire of %s canceled", l->name);
@@ -330,8 +367,7 @@ static int acquire_try(acquire_state *st)
     try_call_init(l, &k, st->timeout_ms != 0);
     st->queued |= l->opts.fair && st->timeout_ms != 0;
     redisReply *r = NULL;
-    int rc = rl_script(l->client, st->conn, l->opts.fair ? RL_SCRIPT_FAIR_TRY : RL_SCRIPT_ACQUIRE,
-                       &k, &r, l->scratch, l->scratch_cap);
+    int rc = rl_script(l->client, st->conn, try_script(l), &k, &r, l->scratch, l->scratch_cap);
     bool whole_reply = rl_conn_reusable(rc);
     if (!rc && (rc = rl_parse_acquire_reply(r, l->id, &st->res)))
         whole_reply = false; /* an answer we cannot read says nothing about the key */
@@ -350,7 +386,7 @@ static int acquire_try(acquire_state *st)
     return 0;
 }
 
-typedef enum { JUDGED_TAKEN, JUDGED_TRY_AGAIN, JUDGED_WAIT, JUDGED_STOP } judgement;
+typedef enum { JUDGED_TAKEN, JUDGED_TRY_AGAIN, JUDGED_WAIT, JUDGED_SLEEP, JUDGED_STOP } judgement;
 
 /* Judge the answer in st->res. JUDGED_WAIT sets *until (the end of the wait);
  * JUDGED_STOP sets *rc (what to return). */
@@ -387,13 +423,26 @@ static judgement acquire_judge(acquire_state *st, int64_t *until, int *rc)
         *rc = rl_error(REDIS_LOCK_BUSY, "%s is held by another owner", l->name);
         return JUDGED_STOP;
     }
+    if (l->opts.shared && res->next >= 0) {
+        /* a writer waits: sleep until its lease would lapse or the holders' key expire
+         * (its release signal is for it, not for us) */
+        *until = st->deadline;
+        if (now + res->next + 1 < *until)
+            *until = now + res->next + 1;
+        if (res->pttl >= 0 && now + res->pttl + 1 < *until)
+            *until = now + res->pttl + 1;
+        return JUDGED_SLEEP;
+    }
     if (res->pttl == -2)
         return JUDGED_TRY_AGAIN; /* freed between the SET and the GET */
+    st->writer |= !l->opts.fair && !l->opts.shared && res->next >= 0;
     *until = st->deadline;
     if (l->opts.fair)
         *until = rl_fair_wait_until(l, res, now, st->deadline);
     else if (res->pttl >= 0 && now + res->pttl + 1 < *until)
         *until = now + res->pttl + 1; /* Redis deletes the key 1 ms after PTTL reaches 0 */
+    if (!l->opts.fair && res->next >= 0 && now + l->opts.queue_lease_ms / 3 < *until)
+        *until = now + l->opts.queue_lease_ms / 3; /* the next try renews our writer lease */
     return JUDGED_WAIT;
 }
 
@@ -417,6 +466,11 @@ static int acquire_wait(acquire_state *st, int64_t until)
         st->res = w.res;
         st->have_answer = true;
         st->sent_ms = w.tried_ms; /* it ran when the BLPOP returned, about when it answered */
+        /* a shared holder that entered on a release signal passes it on to the next
+         * waiter (another shared one may enter too); one refused for a waiting writer
+         * passes it on to that writer */
+        if (l->opts.shared && w.popped && (w.res.acquired || w.res.next >= 0))
+            pass_signal_on(l, &st->conn);
     }
     if (rc == REDIS_LOCK_ECONN) {
         rl_log(c, LOG_WARNING, "%s; reconnecting", redis_lock_last_error());
@@ -457,6 +511,8 @@ static int acquire_end(acquire_state *st, int rc)
 {
     rl_client_put(st->l->client, st->conn, true);
     st->conn = NULL;
+    if (st->writer)
+        rl_writer_leave(st->l);
     if (st->unanswered) {
         acquire_give_back(st);
     } else if (st->queued && rc != REDIS_LOCK_EALREADY) {
@@ -541,6 +597,10 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
         case JUDGED_STOP:
             return acquire_end(&st, rc);
         case JUDGED_TRY_AGAIN:
+            break;
+        case JUDGED_SLEEP:
+            if ((rc = acquire_sleep(&st, until)))
+                return acquire_end(&st, rc);
             break;
         case JUDGED_WAIT:
             if ((rc = acquire_wait(&st, until)))

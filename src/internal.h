@@ -216,6 +216,9 @@ enum {
     RL_SCRIPT_RESET,
     RL_SCRIPT_FAIR_TRY,   /* the fair lock's try (docs/design.md 7.1) */
     RL_SCRIPT_FAIR_LEAVE, /* its release, leave and give back */
+    RL_SCRIPT_SHARED_TRY, /* the shared lock's (docs/design.md 7.2) */
+    RL_SCRIPT_SHARED_RELEASE,
+    RL_SCRIPT_SHARED_EXTEND,
     RL_SCRIPT_COUNT
 };
 #define RL_SCRIPT_MAXARGS 6
@@ -252,6 +255,10 @@ struct redis_lock {
     /* the fair lock's keys (docs/design.md 7.1); NULL unless opts.fair */
     char *queue_key, *lease_key, *wake_key, *wake_prefix;
     size_t queue_len, lease_len, wake_len;
+    /* the shared lock's holders (NULL unless opts.shared) and its waiting writers (every
+     * handle: a plain waiter on a shared lock counts as one) (docs/design.md 7.2) */
+    char *shared_key, *writers_key;
+    size_t shared_len, writers_len;
     char *id;
     /* room to format this lock's commands: release, extend and reset allocate nothing,
      * so that they work even when memory has run out (no lock is left behind) */
@@ -288,6 +295,15 @@ int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
 int rl_lock_enter(redis_lock *l); /* every public call's preamble: clear the error, fork */
 bool rl_lock_take_cancel(redis_lock *l); /* consume a pending cancel */
 int rl_lock_release_now(redis_lock *l);  /* the release script; ENOTHELD if not ours */
+
+/* The value of lock:NAME while shared holders hold it (docs/design.md 7.2). */
+#define RL_SHARED_MARKER "(shared)"
+/* shared.c: the shared lock's calls */
+void rl_shared_try_call(const redis_lock *l, rl_script_call *k);
+int rl_shared_release(redis_lock *l); /* ENOTHELD if not a holder */
+void rl_shared_extend_call(const redis_lock *l, rl_script_call *k, int64_t expire_ms);
+/* A plain waiter that was counted as a waiting writer leaves that set (best effort). */
+void rl_writer_leave(redis_lock *l);
 
 /* fair.c: the fair lock's calls (docs/design.md 7.1) */
 enum { RL_FAIR_RELEASE, RL_FAIR_LEAVE, RL_FAIR_GIVE_BACK };

@@ -17,7 +17,7 @@
 /* Where each version's fields end (see rl_options_copy). */
 static const size_t lock_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_options, on_lost_payload),
-    [2] = RL_FIELD_END(redis_lock_options, queue_lease_ms),
+    [2] = RL_FIELD_END(redis_lock_options, shared),
 };
 _Static_assert(sizeof lock_options_ends / sizeof *lock_options_ends ==
                    REDIS_LOCK_OPTIONS_VERSION + 1,
@@ -55,7 +55,9 @@ static int validate_options(const redis_lock_options *o)
         return rl_error(REDIS_LOCK_EINVAL, "max_hold_ms must be >= 0");
     if (o->id && !*o->id)
         return rl_error(REDIS_LOCK_EINVAL, "id must not be empty");
-    if (o->fair && (o->queue_lease_ms < 30 || o->queue_lease_ms > RL_MAX_MS))
+    if (o->fair && o->shared)
+        return rl_error(REDIS_LOCK_EINVAL, "a lock cannot be both fair and shared");
+    if (o->queue_lease_ms < 30 || o->queue_lease_ms > RL_MAX_MS)
         return rl_error(REDIS_LOCK_EINVAL, "queue_lease_ms must be >= 30 and <= %lld (got %lld)",
                         (long long)RL_MAX_MS, (long long)o->queue_lease_ms);
     return 0;
@@ -127,6 +129,8 @@ void redis_lock_free(redis_lock *l)
     free(l->lease_key);
     free(l->wake_key);
     free(l->wake_prefix);
+    free(l->shared_key);
+    free(l->writers_key);
     free(l->id);
     free(l->scratch);
     free(l);
@@ -163,7 +167,11 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
     l->key = prefixed("lock:", name, &l->key_len);
     l->signal_key = prefixed("lock-signal:", name, &l->signal_len);
     l->fence_key = prefixed("lock-fence:", name, &l->fence_len);
-    if (!l->name || !l->key || !l->signal_key || !l->fence_key) {
+    l->writers_key = prefixed("lock-writers:", name, &l->writers_len);
+    if (opts->shared)
+        l->shared_key = prefixed("lock-shared:", name, &l->shared_len);
+    if (!l->name || !l->key || !l->signal_key || !l->fence_key || !l->writers_key ||
+        (opts->shared && !l->shared_key)) {
         rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a lock");
         goto fail;
     }
@@ -181,7 +189,8 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
     /* An EVALSHA with the keys, the id and numbers (and the protocol's framing) fits the
      * inline buffer for usual names; longer ones get room of their own, with space for an
      * EVAL of the script's source after a SCRIPT FLUSH. */
-    size_t need = l->key_len + l->signal_len + l->fence_len + strlen(l->id) + 256;
+    size_t need = l->key_len + l->signal_len + l->fence_len + l->writers_len + l->shared_len +
+                  strlen(l->id) + 256;
     if (opts->fair)
         need += l->queue_len + l->lease_len + l->wake_len * 2;
     if (need > sizeof((rl_buf *)0)->small) {
@@ -305,6 +314,8 @@ int rl_lock_release_now(redis_lock *l)
 {
     if (l->opts.fair)
         return rl_fair_leave(l, RL_FAIR_RELEASE);
+    if (l->opts.shared)
+        return rl_shared_release(l);
     rl_script_call k;
     signal_call_init(l, &k, true);
     long long v = 0;
@@ -351,8 +362,10 @@ int redis_lock_extend(redis_lock *l, int64_t expire_ms)
     rl_fmt_ms(k.num, sizeof k.num, expire_ms);
     k.args[0] = l->id;
     k.args[1] = k.num;
+    if (l->opts.shared)
+        rl_shared_extend_call(l, &k, expire_ms);
     long long v = 0;
-    rc = run_script(l, RL_SCRIPT_EXTEND, &v, &k);
+    rc = run_script(l, l->opts.shared ? RL_SCRIPT_SHARED_EXTEND : RL_SCRIPT_EXTEND, &v, &k);
     if (rc)
         return rc;
     if (v == 1)

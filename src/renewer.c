@@ -105,6 +105,14 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         m->results[i] = -1;
     if (!r->conn && (rc = rl_conn_open(c, &r->conn)))
         goto out;
+    /* exclusive holds first, shared ones after them: one pipeline per extend script */
+    int nx = 0;
+    for (int i = 0; i < n; i++)
+        if (!m->batch[i]->opts.shared) {
+            redis_lock *t = m->batch[nx];
+            m->batch[nx++] = m->batch[i];
+            m->batch[i] = t;
+        }
     for (int i = 0; i < n; i++) {
         const redis_lock *l = m->batch[i];
         rl_script_call *k = &m->calls[i];
@@ -115,8 +123,19 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         k->args[0] = l->id;
         rl_fmt_ms(k->num, sizeof k->num, l->opts.expire_ms);
         k->args[1] = k->num;
+        if (l->opts.shared)
+            rl_shared_extend_call(l, k, l->opts.expire_ms);
     }
-    rc = rl_script_run(c, r->conn, RL_SCRIPT_EXTEND, m->calls, n, m->replies, NULL, 0);
+    if (nx > 0)
+        rc = rl_script_run(c, r->conn, RL_SCRIPT_EXTEND, m->calls, nx, m->replies, NULL, 0);
+    if (!rc && nx < n) {
+        rc = rl_script_run(c, r->conn, RL_SCRIPT_SHARED_EXTEND, m->calls + nx, n - nx,
+                           m->replies + nx, NULL, 0);
+        for (int i = 0; rc && i < nx; i++) {
+            freeReplyObject(m->replies[i]);
+            m->replies[i] = NULL;
+        }
+    }
     for (int i = 0; !rc && i < n; i++) {
         redisReply *rep = m->replies[i];
         if (rep->type == REDIS_REPLY_INTEGER)

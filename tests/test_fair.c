@@ -1,4 +1,4 @@
-/* labels: forks */
+/* labels: threaded forks */
 /* The fair lock (docs/design.md 7.1) across processes on a real server: exclusion measured
  * by the holders themselves (with plain and python-redis-lock peers on the same name),
  * arrival order, a waiter killed in the middle of the queue, waiters that time out or are
@@ -168,9 +168,10 @@ static void fair_basics(void **state)
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(old, 0));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(old));
     assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock-queue:basics-v1"), 0);
+    redis_lock_free(old);
     v1.o.version = 3;
     assert_rl(REDIS_LOCK_EINVAL, redis_lock_new(&old, c, "basics-v1", &v1.o));
-    redis_lock_free(old);
+    assert_null(old);
     redis_lock_free(f2);
     redis_lock_free(p);
     redis_lock_free(l);

@@ -9,8 +9,9 @@
 static void sha1s_match_script_load(void **state)
 {
     (void)state;
-    static const char *names[RL_SCRIPT_COUNT] = {"acquire", "release", "extend", "reset",
-                                                  "fair try", "fair leave"};
+    static const char *names[RL_SCRIPT_COUNT] = {
+        "acquire",  "release",    "extend",         "reset",        "fair try",
+        "fair leave", "shared try", "shared release", "shared extend"};
     for (int i = 0; i < RL_SCRIPT_COUNT; i++) {
         const char *src = rl_script_source(i), *sha = rl_script_sha(i);
         assert_non_null(src);
@@ -25,9 +26,10 @@ static void sha1s_match_script_load(void **state)
             assert_string_not_equal(sha, rl_script_sha(j));
     }
     /* all of them are in the cache now, under those names */
-    redisReply *r = rt_cmd(&rt_main, "SCRIPT EXISTS %s %s %s %s %s %s", rl_script_sha(0),
-                           rl_script_sha(1), rl_script_sha(2), rl_script_sha(3),
-                           rl_script_sha(4), rl_script_sha(5));
+    redisReply *r = rt_cmd(&rt_main, "SCRIPT EXISTS %s %s %s %s %s %s %s %s %s",
+                           rl_script_sha(0), rl_script_sha(1), rl_script_sha(2),
+                           rl_script_sha(3), rl_script_sha(4), rl_script_sha(5),
+                           rl_script_sha(6), rl_script_sha(7), rl_script_sha(8));
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, RL_SCRIPT_COUNT);
     for (size_t i = 0; i < r->elements; i++)
@@ -47,7 +49,7 @@ static void scripts_follow_the_wire_protocol(void **state)
         freeReplyObject(r);
     }
     /* acquire: SET NX PX, fencing INCR (EVAL, as after a flush) */
-    r = redisCommand(ctx, "EVAL %s 2 lock:w lock-fence:w id-1 5000 1",
+    r = redisCommand(ctx, "EVAL %s 3 lock:w lock-fence:w lock-writers:w id-1 5000 1 0 x",
                      rl_script_source(RL_SCRIPT_ACQUIRE));
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->element[0]->integer, 1);
@@ -58,12 +60,17 @@ static void scripts_follow_the_wire_protocol(void **state)
     assert_true(r->integer > 4000 && r->integer <= 5000);
     freeReplyObject(r);
     /* busy: the owner and its TTL */
-    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-fence:w id-2 0 0",
+    r = redisCommand(ctx, "EVALSHA %s 3 lock:w lock-fence:w lock-writers:w id-2 0 0 2000 x",
                      rl_script_sha(RL_SCRIPT_ACQUIRE));
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->element[0]->integer, 0);
     assert_string_equal(r->element[1]->str, "id-1");
     assert_true(r->element[2]->integer > 4000);
+    /* not held by shared holders (the marker x): not counted as a waiting writer */
+    assert_int_equal(r->element[3]->integer, -1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EXISTS lock-writers:w");
+    assert_int_equal(r->integer, 0);
     freeReplyObject(r);
     /* extend: not the owner 1, the owner 0 */
     r = redisCommand(ctx, "EVALSHA %s 1 lock:w id-2 9000", rl_script_sha(RL_SCRIPT_EXTEND));
@@ -94,7 +101,7 @@ static void scripts_follow_the_wire_protocol(void **state)
     assert_true(r->integer > 0 && r->integer <= 700);
     freeReplyObject(r);
     /* no-expiry acquire, extend says 2 */
-    r = redisCommand(ctx, "EVALSHA %s 2 lock:w lock-fence:w id-3 0 0",
+    r = redisCommand(ctx, "EVALSHA %s 3 lock:w lock-fence:w lock-writers:w id-3 0 0 0 x",
                      rl_script_sha(RL_SCRIPT_ACQUIRE));
     assert_int_equal(r->element[0]->integer, 1);
     assert_int_equal(r->element[1]->integer, 0);
@@ -108,6 +115,45 @@ static void scripts_follow_the_wire_protocol(void **state)
     freeReplyObject(r);
     r = redisCommand(ctx, "LLEN lock-signal:w");
     assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    /* shared: two holders set the marker; a plain try then counts as a waiting writer,
+     * which keeps a third shared holder out; the last shared release frees the key */
+    const char *st = rl_script_sha(RL_SCRIPT_SHARED_TRY);
+    const char *mark = RL_SHARED_MARKER;
+    for (int i = 0; i < 2; i++) {
+        r = redisCommand(ctx, "EVALSHA %s 4 lock:s lock-fence:s lock-shared:s lock-writers:s "
+                         "r%d 5000 0 %s", st, i, mark);
+        assert_int_equal(r->element[0]->integer, 1);
+        freeReplyObject(r);
+    }
+    r = redisCommand(ctx, "GET lock:s");
+    assert_string_equal(r->str, mark);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 3 lock:s lock-fence:s lock-writers:s w1 0 0 2000 %s",
+                     rl_script_sha(RL_SCRIPT_ACQUIRE), mark);
+    assert_int_equal(r->element[0]->integer, 0);
+    assert_int_equal(r->element[3]->integer, 2000);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 4 lock:s lock-fence:s lock-shared:s lock-writers:s "
+                     "r2 5000 0 %s", st, mark);
+    assert_int_equal(r->element[0]->integer, 0);
+    assert_true(r->element[3]->integer > 1000); /* the writer's lease */
+    freeReplyObject(r);
+    for (int i = 0; i < 2; i++) {
+        r = redisCommand(ctx, "EVALSHA %s 3 lock:s lock-shared:s lock-signal:s r%d 1000 %s",
+                         rl_script_sha(RL_SCRIPT_SHARED_RELEASE), i, mark);
+        assert_int_equal(r->integer, 0);
+        freeReplyObject(r);
+    }
+    r = redisCommand(ctx, "EXISTS lock:s lock-shared:s");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "EVALSHA %s 3 lock:s lock-fence:s lock-writers:s w1 0 0 2000 %s",
+                     rl_script_sha(RL_SCRIPT_ACQUIRE), mark);
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(ctx, "ZCARD lock-writers:s");
+    assert_int_equal(r->integer, 0);
     freeReplyObject(r);
     redisFree(ctx);
 }
