@@ -206,6 +206,35 @@ REDIS_LOCK_EXTERN int64_t redis_lock_fencing_token(const redis_lock *lock);
 REDIS_LOCK_EXTERN int redis_lock_with(redis_lock *lock, int64_t timeout_ms,
                                       int (*fn)(void *payload), void *payload);
 
+/* ---- semaphore: at most `limit` holders of NAME at once ---- */
+
+/* Create a handle for one permit of the semaphore NAME (at most limit holders at once;
+ * 1 <= limit <= 1000000). It is a redis_lock handle: redis_lock_acquire takes a permit
+ * (waiting for a release, or for the earliest permit's expiry, without polling),
+ * redis_lock_release gives it back, and extend, auto_renewal, on_lost, fencing (a token per
+ * permit), cancel, redis_lock_with and redis_lock_free work as for a lock; its id is the
+ * permit's id. An acquire while holders with another limit hold permits is
+ * REDIS_LOCK_EINVAL naming both limits. redis_lock_get_owner_id is EINVAL on it (a
+ * semaphore has many holders); redis_lock_locked says whether any permit is held,
+ * redis_lock_ttl gives the latest permit's remaining time. opts must not be fair or shared.
+ * Its keys are semaphore:NAME and semaphore-*:NAME, apart from the lock NAME's. */
+REDIS_LOCK_EXTERN int redis_lock_semaphore_new(redis_lock **out, redis_lock_client *client,
+                                               const char *name, int limit,
+                                               const redis_lock_options *opts);
+/* The handle's limit; 0 for a lock. */
+REDIS_LOCK_EXTERN int redis_lock_semaphore_limit(const redis_lock *lock);
+
+/* Who holds it now: *out is a malloc'd array of *n holders (free it with
+ * redis_lock_holders_free): the owner of a lock (0 or 1), the shared holders of a lock held
+ * shared (or its exclusive owner), the permits of a semaphore. ttl_ms -1: no expiry.
+ * A snapshot, read with plain commands. */
+typedef struct {
+    char *id;
+    int64_t ttl_ms;
+} redis_lock_holder;
+REDIS_LOCK_EXTERN int redis_lock_holders(redis_lock *lock, redis_lock_holder **out, size_t *n);
+REDIS_LOCK_EXTERN void redis_lock_holders_free(redis_lock_holder *holders, size_t n);
+
 /* ---- dogpile-safe cache ---- */
 
 /* Return 0 with *value malloc'd (ownership passes to the library) and *len set, or

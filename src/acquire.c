@@ -17,6 +17,14 @@ int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out)
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !r->element[0] ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         goto bad;
+    if (r->element[0]->integer == -1) {
+        /* the semaphore's holders have another limit */
+        if (r->elements != 2 || r->element[1]->type != REDIS_REPLY_INTEGER ||
+            r->element[1]->integer < 1)
+            goto bad;
+        out->limit_conflict = r->element[1]->integer;
+        return 0;
+    }
     if (r->element[0]->integer == 1) {
         if (r->elements != 2 || r->element[1]->type != REDIS_REPLY_INTEGER)
             goto bad;
@@ -58,6 +66,10 @@ static void try_call_init(const redis_lock *l, rl_script_call *k, bool enqueue)
         rl_shared_try_call(l, k);
         return;
     }
+    if (l->limit) {
+        rl_sem_try_call(l, k);
+        return;
+    }
     k->nkeys = 3;
     k->keys[0] = l->key;
     k->keys[1] = l->fence_key;
@@ -77,8 +89,10 @@ static void try_call_init(const redis_lock *l, rl_script_call *k, bool enqueue)
 
 static int try_script(const redis_lock *l)
 {
-    return l->opts.fair ? RL_SCRIPT_FAIR_TRY : l->opts.shared ? RL_SCRIPT_SHARED_TRY
-                                                              : RL_SCRIPT_ACQUIRE;
+    return l->opts.fair     ? RL_SCRIPT_FAIR_TRY
+           : l->opts.shared ? RL_SCRIPT_SHARED_TRY
+           : l->limit       ? RL_SCRIPT_SEM_TRY
+                            : RL_SCRIPT_ACQUIRE;
 }
 
 enum { WAIT_WOKEN, WAIT_TIMEOUT, WAIT_CANCELED };
@@ -409,6 +423,11 @@ static judgement acquire_judge(acquire_state *st, int64_t *until, int *rc)
     st->unanswered = false;
     if (res->acquired)
         return JUDGED_TAKEN;
+    if (res->limit_conflict) {
+        *rc = rl_error(REDIS_LOCK_EINVAL, "semaphore %s is held with limit %lld; this handle "
+                       "asks for limit %d", l->name, (long long)res->limit_conflict, l->limit);
+        return JUDGED_STOP;
+    }
     if (res->mine) {
         *rc = rl_error(REDIS_LOCK_EALREADY, "%s is already held by this id (%s)", l->name,
                        l->id);

@@ -219,6 +219,9 @@ enum {
     RL_SCRIPT_SHARED_TRY, /* the shared lock's (docs/design.md 7.2) */
     RL_SCRIPT_SHARED_RELEASE,
     RL_SCRIPT_SHARED_EXTEND,
+    RL_SCRIPT_SEM_TRY, /* the semaphore's (docs/design.md 7.3) */
+    RL_SCRIPT_SEM_RELEASE,
+    RL_SCRIPT_SEM_EXTEND,
     RL_SCRIPT_COUNT
 };
 #define RL_SCRIPT_MAXARGS 6
@@ -259,6 +262,11 @@ struct redis_lock {
      * handle: a plain waiter on a shared lock counts as one) (docs/design.md 7.2) */
     char *shared_key, *writers_key;
     size_t shared_len, writers_len;
+    /* a semaphore (docs/design.md 7.3): limit > 0; then key is the permits' sorted set,
+     * signal_key and fence_key the semaphore's own, and limit_key holds the limit */
+    int limit;
+    char *limit_key;
+    size_t limit_len;
     char *id;
     /* room to format this lock's commands: release, extend and reset allocate nothing,
      * so that they work even when memory has run out (no lock is left behind) */
@@ -287,6 +295,7 @@ typedef struct {
     int64_t token;
     int64_t pttl; /* holder's remaining TTL: -1 none, -2 gone */
     int64_t next; /* fair lock: ms until the earliest queue lease lapses; -1 none */
+    int64_t limit_conflict; /* semaphore: the holders' limit differs (this is it); 0 none */
 } try_result;
 /* Check the acquire script's reply strictly; ESERVER for any other shape. */
 int rl_parse_acquire_reply(const redisReply *r, const char *id, try_result *out);
@@ -304,6 +313,14 @@ int rl_shared_release(redis_lock *l); /* ENOTHELD if not a holder */
 void rl_shared_extend_call(const redis_lock *l, rl_script_call *k, int64_t expire_ms);
 /* A plain waiter that was counted as a waiting writer leaves that set (best effort). */
 void rl_writer_leave(redis_lock *l);
+
+/* semaphore.c */
+void rl_sem_try_call(const redis_lock *l, rl_script_call *k);
+void rl_sem_extend_call(const redis_lock *l, rl_script_call *k, int64_t expire_ms);
+int rl_sem_release(redis_lock *l); /* ENOTHELD if the permit is not held */
+/* lock.c: create a handle; limit > 0 makes a semaphore */
+int rl_lock_create(redis_lock **out, redis_lock_client *client, const char *name,
+                   const redis_lock_options *opts, int limit);
 
 /* fair.c: the fair lock's calls (docs/design.md 7.1) */
 enum { RL_FAIR_RELEASE, RL_FAIR_LEAVE, RL_FAIR_GIVE_BACK };

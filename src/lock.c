@@ -131,6 +131,7 @@ void redis_lock_free(redis_lock *l)
     free(l->wake_prefix);
     free(l->shared_key);
     free(l->writers_key);
+    free(l->limit_key);
     free(l->id);
     free(l->scratch);
     free(l);
@@ -138,6 +139,12 @@ void redis_lock_free(redis_lock *l)
 
 int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name,
                    const redis_lock_options *opts)
+{
+    return rl_lock_create(out, client, name, opts, 0);
+}
+
+int rl_lock_create(redis_lock **out, redis_lock_client *client, const char *name,
+                   const redis_lock_options *opts, int limit)
 {
     rl_error_clear();
     if (!out)
@@ -164,14 +171,17 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
     l->opts = *opts;
     l->opts.id = NULL;
     l->name = rl_strdup(name);
-    l->key = prefixed("lock:", name, &l->key_len);
-    l->signal_key = prefixed("lock-signal:", name, &l->signal_len);
-    l->fence_key = prefixed("lock-fence:", name, &l->fence_len);
+    l->limit = limit;
+    l->key = prefixed(limit ? "semaphore:" : "lock:", name, &l->key_len);
+    l->signal_key = prefixed(limit ? "semaphore-signal:" : "lock-signal:", name, &l->signal_len);
+    l->fence_key = prefixed(limit ? "semaphore-fence:" : "lock-fence:", name, &l->fence_len);
+    if (limit)
+        l->limit_key = prefixed("semaphore-limit:", name, &l->limit_len);
     l->writers_key = prefixed("lock-writers:", name, &l->writers_len);
     if (opts->shared)
         l->shared_key = prefixed("lock-shared:", name, &l->shared_len);
     if (!l->name || !l->key || !l->signal_key || !l->fence_key || !l->writers_key ||
-        (opts->shared && !l->shared_key)) {
+        (opts->shared && !l->shared_key) || (limit && !l->limit_key)) {
         rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a lock");
         goto fail;
     }
@@ -190,7 +200,7 @@ int redis_lock_new(redis_lock **out, redis_lock_client *client, const char *name
      * inline buffer for usual names; longer ones get room of their own, with space for an
      * EVAL of the script's source after a SCRIPT FLUSH. */
     size_t need = l->key_len + l->signal_len + l->fence_len + l->writers_len + l->shared_len +
-                  strlen(l->id) + 256;
+                  l->limit_len + strlen(l->id) + 256;
     if (opts->fair)
         need += l->queue_len + l->lease_len + l->wake_len * 2;
     if (need > sizeof((rl_buf *)0)->small) {
@@ -316,6 +326,8 @@ int rl_lock_release_now(redis_lock *l)
         return rl_fair_leave(l, RL_FAIR_RELEASE);
     if (l->opts.shared)
         return rl_shared_release(l);
+    if (l->limit)
+        return rl_sem_release(l);
     rl_script_call k;
     signal_call_init(l, &k, true);
     long long v = 0;
@@ -362,10 +374,16 @@ int redis_lock_extend(redis_lock *l, int64_t expire_ms)
     rl_fmt_ms(k.num, sizeof k.num, expire_ms);
     k.args[0] = l->id;
     k.args[1] = k.num;
-    if (l->opts.shared)
+    int script = RL_SCRIPT_EXTEND;
+    if (l->opts.shared) {
         rl_shared_extend_call(l, &k, expire_ms);
+        script = RL_SCRIPT_SHARED_EXTEND;
+    } else if (l->limit) {
+        rl_sem_extend_call(l, &k, expire_ms);
+        script = RL_SCRIPT_SEM_EXTEND;
+    }
     long long v = 0;
-    rc = run_script(l, l->opts.shared ? RL_SCRIPT_SHARED_EXTEND : RL_SCRIPT_EXTEND, &v, &k);
+    rc = run_script(l, script, &v, &k);
     if (rc)
         return rc;
     if (v == 1)
@@ -417,6 +435,9 @@ int redis_lock_get_owner_id(redis_lock *l, char **out)
     if (!out)
         return rl_error(REDIS_LOCK_EINVAL, "out is NULL");
     *out = NULL;
+    if (l && l->limit)
+        return rl_error(REDIS_LOCK_EINVAL, "%s is a semaphore: it has a holder per permit "
+                        "(redis_lock_holders lists them)", l->name);
     redisReply *r = NULL;
     int rc = query(l, "GET", &r);
     if (!rc && r->type == REDIS_REPLY_STRING) {

@@ -105,14 +105,21 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         m->results[i] = -1;
     if (!r->conn && (rc = rl_conn_open(c, &r->conn)))
         goto out;
-    /* exclusive holds first, shared ones after them: one pipeline per extend script */
-    int nx = 0;
-    for (int i = 0; i < n; i++)
-        if (!m->batch[i]->opts.shared) {
-            redis_lock *t = m->batch[nx];
-            m->batch[nx++] = m->batch[i];
-            m->batch[i] = t;
+    /* one pipeline per extend script: locks, then shared holds, then permits */
+    static const int scripts[3] = {RL_SCRIPT_EXTEND, RL_SCRIPT_SHARED_EXTEND,
+                                   RL_SCRIPT_SEM_EXTEND};
+    int start[4] = {0, 0, 0, n};
+    for (int kind = 0, at = 0; kind < 3; kind++) {
+        start[kind] = at;
+        for (int i = at; i < n; i++) {
+            const redis_lock *l = m->batch[i];
+            if ((l->opts.shared ? 1 : l->limit ? 2 : 0) == kind) {
+                redis_lock *t = m->batch[at];
+                m->batch[at++] = m->batch[i];
+                m->batch[i] = t;
+            }
         }
+    }
     for (int i = 0; i < n; i++) {
         const redis_lock *l = m->batch[i];
         rl_script_call *k = &m->calls[i];
@@ -125,13 +132,15 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         k->args[1] = k->num;
         if (l->opts.shared)
             rl_shared_extend_call(l, k, l->opts.expire_ms);
+        else if (l->limit)
+            rl_sem_extend_call(l, k, l->opts.expire_ms);
     }
-    if (nx > 0)
-        rc = rl_script_run(c, r->conn, RL_SCRIPT_EXTEND, m->calls, nx, m->replies, NULL, 0);
-    if (!rc && nx < n) {
-        rc = rl_script_run(c, r->conn, RL_SCRIPT_SHARED_EXTEND, m->calls + nx, n - nx,
-                           m->replies + nx, NULL, 0);
-        for (int i = 0; rc && i < nx; i++) {
+    for (int kind = 0; !rc && kind < 3; kind++) {
+        int from = start[kind], to = start[kind + 1];
+        if (to > from)
+            rc = rl_script_run(c, r->conn, scripts[kind], m->calls + from, to - from,
+                               m->replies + from, NULL, 0);
+        for (int i = 0; rc && i < from; i++) {
             freeReplyObject(m->replies[i]);
             m->replies[i] = NULL;
         }

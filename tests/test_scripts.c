@@ -11,7 +11,8 @@ static void sha1s_match_script_load(void **state)
     (void)state;
     static const char *names[RL_SCRIPT_COUNT] = {
         "acquire",  "release",    "extend",         "reset",        "fair try",
-        "fair leave", "shared try", "shared release", "shared extend"};
+        "fair leave", "shared try", "shared release", "shared extend", "semaphore try",
+        "semaphore release", "semaphore extend"};
     for (int i = 0; i < RL_SCRIPT_COUNT; i++) {
         const char *src = rl_script_source(i), *sha = rl_script_sha(i);
         assert_non_null(src);
@@ -26,10 +27,11 @@ static void sha1s_match_script_load(void **state)
             assert_string_not_equal(sha, rl_script_sha(j));
     }
     /* all of them are in the cache now, under those names */
-    redisReply *r = rt_cmd(&rt_main, "SCRIPT EXISTS %s %s %s %s %s %s %s %s %s",
+    redisReply *r = rt_cmd(&rt_main, "SCRIPT EXISTS %s %s %s %s %s %s %s %s %s %s %s %s",
                            rl_script_sha(0), rl_script_sha(1), rl_script_sha(2),
                            rl_script_sha(3), rl_script_sha(4), rl_script_sha(5),
-                           rl_script_sha(6), rl_script_sha(7), rl_script_sha(8));
+                           rl_script_sha(6), rl_script_sha(7), rl_script_sha(8),
+                           rl_script_sha(9), rl_script_sha(10), rl_script_sha(11));
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, RL_SCRIPT_COUNT);
     for (size_t i = 0; i < r->elements; i++)
