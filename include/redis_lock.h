@@ -241,8 +241,9 @@ REDIS_LOCK_EXTERN void redis_lock_holders_free(redis_lock_holder *holders, size_
  * non-zero to fail (nothing is stored; the caller gets REDIS_LOCK_EUSER). */
 typedef int (*redis_lock_value_fn)(void *payload, char **value, size_t *len);
 
-/* It embeds redis_lock_options: when that struct gains a version, this one does too. */
-#define REDIS_LOCK_CACHE_OPTIONS_VERSION 1
+/* It embeds redis_lock_options: when that struct gains a version, this one does too
+ * (version 2 embeds lock options version 2). */
+#define REDIS_LOCK_CACHE_OPTIONS_VERSION 2
 typedef struct {
     unsigned version;        /* REDIS_LOCK_CACHE_OPTIONS_VERSION */
     int64_t ttl_ms;          /* > 0: how long the value lives; no default */

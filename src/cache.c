@@ -14,8 +14,9 @@
 static const size_t cache_options_ends[] = {
     [1] = offsetof(redis_lock_cache_options, lock) +
           RL_FIELD_END(redis_lock_options, on_lost_payload),
+    [2] = offsetof(redis_lock_cache_options, lock) + RL_FIELD_END(redis_lock_options, shared),
 };
-static const unsigned cache_lock_versions[] = {[1] = 1};
+static const unsigned cache_lock_versions[] = {[1] = 1, [2] = 2};
 _Static_assert(sizeof cache_options_ends / sizeof *cache_options_ends ==
                        REDIS_LOCK_CACHE_OPTIONS_VERSION + 1 &&
                    sizeof cache_lock_versions / sizeof *cache_lock_versions ==
