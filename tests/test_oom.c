@@ -499,6 +499,88 @@ static void oom_acquire_wait(void **state)
     walk(&spec, NULL);
 }
 
+/* ---- the fair lock, the shared lock, the semaphore (docs/design.md 7) ---- */
+
+/* a fair waiter behind a plain holder of 150 ms: a failed wait leaves neither the key nor
+ * its place in the queue */
+static void acq_fair_wait_setup(env *e)
+{
+    e->lo.fair = true;
+    acq_wait_setup(e);
+}
+
+static void acq_fair_wait_after(env *e, int rc)
+{
+    if (rc) {
+        long long queued = rt_cmd_int(&rt_main, "ZCARD lock-queue:%s", acq_name);
+        if (queued)
+            fail_msg("a failed fair acquire left %lld waiter(s) queued (%s)", queued, where);
+    }
+    acq_wait_after(e, rc);
+}
+
+static void oom_acquire_fair_wait(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (fair, waiting)", acq_fair_wait_setup,
+                                   acq_wait_call, acq_fair_wait_after, base_teardown};
+    walk(&spec, NULL);
+}
+
+static void acq_shared_setup(env *e)
+{
+    e->lo.shared = true;
+    e->lo.fencing = true;
+    acq_setup(e);
+}
+
+static void acq_shared_after(env *e, int rc)
+{
+    if (rc) {
+        if (rt_cmd_int(&rt_main, "EXISTS lock:%s lock-shared:%s", acq_name, acq_name))
+            fail_msg("a failed shared acquire left its hold (%s)", where);
+        assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 0));
+    }
+    assert_int_equal(rt_cmd_int(&rt_main, "ZCARD lock-shared:%s", acq_name), 1);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(e->l));
+    assert_lock_absent(acq_name, "after a shared release");
+}
+
+static void oom_acquire_shared(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (shared)", acq_shared_setup, acq_try_call,
+                                   acq_shared_after, base_teardown};
+    walk(&spec, NULL);
+}
+
+static void acq_sem_setup(env *e)
+{
+    base_setup(e);
+    e->lo.fencing = true;
+    assert_rl(REDIS_LOCK_OK, redis_lock_semaphore_new(&e->l, e->c, acq_name, 2, &e->lo));
+}
+
+static void acq_sem_after(env *e, int rc)
+{
+    if (rc) {
+        if (rt_cmd_int(&rt_main, "EXISTS semaphore:%s", acq_name))
+            fail_msg("a failed semaphore acquire left a permit (%s)", where);
+        assert_rl(REDIS_LOCK_OK, redis_lock_acquire(e->l, 0));
+    }
+    assert_int_equal(rt_cmd_int(&rt_main, "ZCARD semaphore:%s", acq_name), 1);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(e->l));
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS semaphore:%s", acq_name), 0);
+}
+
+static void oom_acquire_semaphore(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (semaphore)", acq_sem_setup, acq_try_call,
+                                   acq_sem_after, base_teardown};
+    walk(&spec, NULL);
+}
+
 /* ---- release, extend, reset ---- */
 
 static void held_setup(env *e)
@@ -974,6 +1056,14 @@ static void reply_oom_acquire_wait(void **state)
     walk_replies(&spec);
 }
 
+static void reply_oom_acquire_fair_wait(void **state)
+{
+    (void)state;
+    static const walk_spec spec = {"acquire (fair, waiting), answer lost", acq_fair_wait_setup,
+                                   acq_wait_call, acq_fair_wait_after, base_teardown};
+    walk_replies(&spec);
+}
+
 static atomic_int lost_calls;
 
 static void count_lost(redis_lock *l, void *payload)
@@ -1042,6 +1132,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(oom_acquire_fencing),
         cmocka_unit_test(oom_acquire_renewal),
         cmocka_unit_test(oom_acquire_wait),
+        cmocka_unit_test(oom_acquire_fair_wait),
+        cmocka_unit_test(oom_acquire_shared),
+        cmocka_unit_test(oom_acquire_semaphore),
         cmocka_unit_test(oom_release),
         cmocka_unit_test(oom_release_renewal),
         cmocka_unit_test(oom_extend),
@@ -1059,6 +1152,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(reply_oom_acquire_try),
         cmocka_unit_test(reply_oom_acquire_fencing),
         cmocka_unit_test(reply_oom_acquire_wait),
+        cmocka_unit_test(reply_oom_acquire_fair_wait),
         cmocka_unit_test(reply_oom_renewal_goes_on),
     };
     if (argc > 1)
