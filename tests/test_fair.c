@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,7 +462,7 @@ static void fair_dead_waiter_delays_at_most_its_lease(void **state)
 
 typedef struct {
     redis_lock *l;
-    int rc;
+    atomic_int rc; /* read by the main thread while the waiter runs */
 } waiter_arg;
 
 static void *waiter_thread(void *p)
@@ -550,6 +551,67 @@ static void fair_waiter_woken_by_plain_release(void **state)
     redis_lock_client_close(c);
 }
 
+/* A server restart (kill -9: the queue and the lock are gone) and a flushed script cache
+ * while fair waiters wait: they come back, queue again, and get the lock one at a time. */
+static void fair_waiters_survive_restart_and_script_flush(void **state)
+{
+    (void)state;
+    rt_server s;
+    rt_server_start(&s, NULL, 0);
+    redis_lock_client *hc = rt_client(&s), *wc = rt_client(&s);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.fair = true;
+    o.queue_lease_ms = 600;
+    redis_lock *h = NULL, *w1 = NULL, *w2 = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&h, hc, "rs", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&w1, wc, "rs", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&w2, wc, "rs", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    waiter_arg a1 = {.l = w1, .rc = -100}, a2 = {.l = w2, .rc = -100};
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, waiter_thread, &a1), 0);
+    int64_t end = rt_now_ms() + 5000;
+    while (rt_cmd_int(&s, "ZCARD lock-queue:rs") != 1 && rt_now_ms() < end)
+        rt_sleep_ms(10);
+    assert_int_equal(pthread_create(&t2, NULL, waiter_thread, &a2), 0);
+    while (rt_cmd_int(&s, "ZCARD lock-queue:rs") != 2 && rt_now_ms() < end)
+        rt_sleep_ms(10);
+    assert_int_equal(rt_cmd_int(&s, "ZCARD lock-queue:rs"), 2);
+    redisReply *r = rt_cmd(&s, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    rt_sleep_ms(400); /* a lease renewal or two after the flush: EVAL, places kept */
+    assert_int_equal(rt_cmd_int(&s, "ZCARD lock-queue:rs"), 2);
+    int64_t t0 = rt_now_ms();
+    rt_server_restart(&s);
+    /* one of them gets the lock (the key died with the server) */
+    end = rt_now_ms() + 10000;
+    while (a1.rc == -100 && a2.rc == -100 && rt_now_ms() < end)
+        rt_sleep_ms(10);
+    int64_t took = rt_now_ms() - t0;
+    print_message("a fair waiter got the lock %lld ms after a server restart began\n",
+                  (long long)took);
+    assert_true(took < 5000);
+    redis_lock *first = a1.rc != -100 ? w1 : w2;
+    pthread_t other_t = a1.rc != -100 ? t2 : t1;
+    waiter_arg *other = a1.rc != -100 ? &a2 : &a1;
+    pthread_join(a1.rc != -100 ? t1 : t2, NULL);
+    assert_rl(REDIS_LOCK_OK, a1.rc != -100 ? a1.rc : a2.rc);
+    rt_sleep_ms(200);
+    assert_int_equal(other->rc, -100); /* still waiting, queued behind */
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(first));
+    pthread_join(other_t, NULL);
+    assert_rl(REDIS_LOCK_OK, other->rc);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(other->l));
+    assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(h));
+    redis_lock_free(h);
+    redis_lock_free(w1);
+    redis_lock_free(w2);
+    redis_lock_client_close(hc);
+    redis_lock_client_close(wc);
+    rt_server_stop(&s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +621,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(fair_arrival_order, rt_flush),
         cmocka_unit_test_setup(fair_dead_waiter_delays_at_most_its_lease, rt_flush),
         cmocka_unit_test_setup(fair_excludes_plain_and_python, rt_flush),
+        cmocka_unit_test(fair_waiters_survive_restart_and_script_flush),
     };
     return RT_RUN(tests, argc, argv, 1);
 }

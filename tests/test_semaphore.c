@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +238,7 @@ static void semaphore_killed_holder_permit_comes_back(void **state)
 
 typedef struct {
     redis_lock *l;
-    int rc;
+    atomic_int rc; /* read by the main thread while the waiter runs */
 } waiter_arg;
 
 static void *waiter(void *p)
