@@ -267,6 +267,10 @@ static const struct {
     "    redis.call('del', lock)\n"
     "    owner = false\n"
     "end\n"
+    "if not owner then\n"
+    "    -- holders left without the marker were reset: they hold nothing\n"
+    "    redis.call('del', shared)\n"
+    "end\n"
     "if owner and owner ~= marker then\n"
     "    return {0, owner, redis.call('pttl', lock), -1}\n"
     "end\n"
@@ -298,7 +302,7 @@ static const struct {
     "    return {1, token}\n"
     "end\n"
     "return {1, 0}\n",
-        "dfbcae9c5994a5e1149503891fb12e17324678a7"},
+        "29922df05e50c89f7908933f054c9ffa387c0800"},
     [RL_SCRIPT_SHARED_RELEASE] = {
     "-- redis-lock shared release: KEYS lock, shared, signal; ARGV id, signal expiry (ms),\n"
     "-- shared marker\n"

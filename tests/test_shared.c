@@ -142,6 +142,20 @@ static void shared_basics(void **state)
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(w, 0));
     assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(r2));
     assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
+    /* a reset while shared: the next shared holder is alone (the reset ones hold nothing) */
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(r2, 0));
+    assert_rl(REDIS_LOCK_OK, redis_lock_reset(w));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(r1, 0));
+    assert_int_equal(rt_cmd_int(&rt_main, "ZCARD lock-shared:b"), 1);
+    assert_rl(REDIS_LOCK_ENOTHELD, redis_lock_release(r2));
+    redis_lock_holder *h = NULL;
+    size_t n = 0;
+    assert_rl(REDIS_LOCK_OK, redis_lock_holders(w, &h, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(h[0].id, redis_lock_id(r1));
+    assert_true(h[0].ttl_ms > 0 && h[0].ttl_ms <= 300);
+    redis_lock_holders_free(h, n);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(r1));
     redis_lock_free(w);
     redis_lock_free(r2);
     redis_lock_free(r1);
