@@ -8,7 +8,8 @@
  * pairs        COUNT acquire+release pairs on one new client, library only (any URL, TLS
  *              too); --info-url URL (unix:// or redis://) counts the connections the
  *              server accepted meanwhile
- * contend      N processes looping on one lock (hold H ms) for D ms
+ * contend      N processes looping on one lock (hold H ms) for D ms; the longest wait
+ * (--fair: every lock of the run is a fair lock)
  * handoff      W waiters + 1 holder: release-call start -> next owner's acquire return
  * crash-hold   acquire K locks (expiry E) at scheduled instants, print each, never release
  * crash-wait   K children, each waits for one of those locks from a scheduled instant
@@ -49,6 +50,7 @@
 
 static const char *g_url;
 static const char *g_info_url;
+static bool g_fair; /* --fair: every lock of the run is a fair lock */
 
 static int64_t now_ns(void)
 {
@@ -140,6 +142,7 @@ static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expi
     o.auto_renewal = renew;
     o.on_lost = on_lost;
     o.on_lost_payload = payload;
+    o.fair = g_fair;
     redis_lock *l = NULL;
     int rc = redis_lock_new(&l, c, name, &o);
     if (rc)
@@ -365,6 +368,10 @@ static void parse(int argc, char **argv, opts_t *o)
         OPT_STR("--go-list", go_list)
         OPT_STR("--timeouts", timeouts)
         OPT_STR("--counts", counts)
+        if (strcmp(a, "--fair") == 0) {
+            g_fair = true;
+            continue;
+        }
         if (strcmp(a, "--url") == 0 && v) {
             g_url = v;
             i++;
@@ -612,8 +619,8 @@ static int cmd_contend(opts_t *o)
 {
     int n = o->procs ? o->procs : 2, hold = o->hold_ms, dur = o->duration_ms ? o->duration_ms : 2000;
     const char *name = o->name ? o->name : "bench:contend";
-    long *counts = shared(sizeof(long) * (size_t)(2 * n + 1));
-    long *errs = counts + n;
+    long *counts = shared(sizeof(long) * (size_t)(3 * n + 1));
+    long *errs = counts + n, *worst_us = counts + 2 * n; /* the longest acquire call */
     int64_t start = now_ns() + 150000000LL + (int64_t)n * 4000000LL;
     int64_t end = start + (int64_t)dur * 1000000;
     pid_t pids[256];
@@ -639,8 +646,12 @@ static int cmd_contend(opts_t *o)
                     sleep_ns(1000000);
                     continue;
                 }
-                if (now_ns() < end)
+                int64_t t_acq = now_ns();
+                if (t_acq < end) {
                     got++;
+                    if ((t_acq - t) / 1000 > worst_us[i])
+                        worst_us[i] = (t_acq - t) / 1000;
+                }
                 if (hold)
                     sleep_ns((int64_t)hold * 1000000);
                 if (redis_lock_release(l))
@@ -656,14 +667,18 @@ static int cmd_contend(opts_t *o)
     }
     double cpu = reap(pids, n, end + 30000000000LL);
     long total = 0, bad = 0;
-    printf("{\"procs\":%d,\"hold_ms\":%d,\"duration_ms\":%d,\"cpu_s\":%.3f,\"counts\":[", n, hold,
-           dur, cpu);
+    long worst = 0;
+    printf("{\"procs\":%d,\"hold_ms\":%d,\"duration_ms\":%d,\"fair\":%s,\"cpu_s\":%.3f,"
+           "\"counts\":[", n, hold, dur, g_fair ? "true" : "false", cpu);
     for (int i = 0; i < n; i++) {
         printf("%s%ld", i ? "," : "", counts[i]);
         total += counts[i];
         bad += errs[i];
+        if (worst_us[i] > worst)
+            worst = worst_us[i];
     }
-    printf("],\"total\":%ld,\"errors\":%ld}\n", total, bad);
+    printf("],\"total\":%ld,\"errors\":%ld,\"worst_wait_ms\":%.1f}\n", total, bad,
+           (double)worst / 1000.0);
     return 0;
 }
 

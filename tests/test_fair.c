@@ -1,4 +1,4 @@
-/* labels: threaded forks */
+/* labels: forks */
 /* The fair lock (docs/design.md 7.1) across processes on a real server: exclusion measured
  * by the holders themselves (with plain and python-redis-lock peers on the same name),
  * arrival order, a waiter killed in the middle of the queue, waiters that time out or are

@@ -1,4 +1,4 @@
-/* labels: threaded forks */
+/* labels: forks */
 /* The semaphore (docs/design.md 7.3) on a real server: never more than N holders across
  * processes (measured by the holders), a holder killed while holding a permit (it comes
  * back at its expiry), a limit conflict, a release waking a waiter, renewal, fencing and
