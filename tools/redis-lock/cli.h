@@ -26,6 +26,7 @@
 
 #define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define CLI_DEFAULT_URL "redis://127.0.0.1:6379/0"
+#define CLI_MAX_LIMIT 1000000 /* --limit N: as the library's semaphore allows */
 #define CLI_MAX_SECONDS 1000000000LL /* ~31 years: keeps every ms value far from overflow */
 /* The library's command timeout bounds a whole reply, so a big cached value needs more
  * than the 2 s default (64 MiB is several seconds on a slow link or a loaded machine). */
@@ -84,6 +85,10 @@ typedef struct {
     const char *id;
     int conflict; /* -E */
     bool no_renew, fencing, json, yes, refresh, quiet;
+    /* the kind of hold (at most one): a fair lock, a shared hold, a permit of a
+     * semaphore of `limit` holders (0: not a semaphore) */
+    bool fair, shared;
+    int limit;
 } cli_args;
 
 /* The whole command line (argv[0] is the program): global options, the command, its
@@ -144,6 +149,10 @@ int cli_open_client(redis_lock_client **out, const cli_args *a, int command_time
 /* redis_lock_new: 0, or the exit status (reported). */
 int cli_new_lock(redis_lock **out, redis_lock_client *c, const char *name,
                  const redis_lock_options *lo);
+/* The handle for the kind of hold a asks for (--fair, -s, --limit N: lo's fair and shared
+ * are set here): 0, or the exit status (reported). */
+int cli_new_hold(redis_lock **out, redis_lock_client *c, const cli_args *a,
+                 redis_lock_options *lo);
 
 /* ---- child.c: signals and the command ---- */
 

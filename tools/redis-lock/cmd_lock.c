@@ -49,7 +49,13 @@ int cli_take_lock(redis_lock *l, const cli_args *a, bool renew)
         cli_vlog("wait for %s canceled by signal %d", a->name, sig);
         return 128 + (sig ? sig : SIGTERM);
     case REDIS_LOCK_BUSY:
-        if (!a->quiet) {
+        if (!a->quiet && a->limit) {
+            if (a->wait_ms == 0)
+                cli_err("all %d permits of semaphore '%s' are held", a->limit, a->name);
+            else
+                cli_err("timed out after %s s waiting for a permit of semaphore '%s'",
+                        cli_fmt_secs(secs, sizeof secs, a->wait_ms), a->name);
+        } else if (!a->quiet) {
             if (a->wait_ms == 0)
                 cli_err("lock '%s' is held by another owner", a->name);
             else
@@ -61,6 +67,12 @@ int cli_take_lock(redis_lock *l, const cli_args *a, bool renew)
         if (!a->quiet)
             cli_err("lock '%s' is already held by id %s", a->name, redis_lock_id(l));
         return a->conflict;
+    case REDIS_LOCK_EINVAL:
+        if (a->limit) { /* the holders' limit differs: a usage error naming both */
+            cli_err("%s", redis_lock_last_error());
+            return EX_USAGE;
+        }
+        return cli_report(rc, "acquiring lock '%s'", a->name);
     default:
         return cli_report(rc, "acquiring lock '%s'", a->name);
     }
@@ -79,7 +91,7 @@ int cmd_acquire(cli_args *a)
     redis_lock_options_init(&lo);
     lo.expire_ms = a->expire_ms;
     lo.id = a->id;
-    if ((code = cli_new_lock(&l, c, a->name, &lo)))
+    if ((code = cli_new_hold(&l, c, a, &lo)))
         goto out;
     if ((code = cli_take_lock(l, a, false)))
         goto out;
@@ -119,7 +131,7 @@ static int release_or_extend(cli_args *a, bool extend)
     redis_lock_options_init(&lo);
     lo.id = a->id;
     lo.expire_ms = extend ? a->expire_ms : 0;
-    if ((code = cli_new_lock(&l, c, a->name, &lo)))
+    if ((code = cli_new_hold(&l, c, a, &lo)))
         goto out;
     int rc = extend ? redis_lock_extend(l, a->expire_ms) : redis_lock_release(l);
     if (rc == REDIS_LOCK_ENOTHELD) {
@@ -148,38 +160,93 @@ int cmd_extend(cli_args *a)
     return release_or_extend(a, true);
 }
 
+/* One holder per line for status -s / --limit. */
+static void add_holders_text(strbuf *b, const redis_lock_holder *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sb_adds(b, "  ");
+        sb_text(b, h[i].id);
+        if (h[i].ttl_ms >= 0)
+            sb_addf(b, ", expires in %lld ms\n", (long long)h[i].ttl_ms);
+        else
+            sb_adds(b, ", no expiry\n");
+    }
+}
+
+static void add_holders_json(strbuf *b, const redis_lock_holder *h, size_t n)
+{
+    sb_adds(b, ",\"holders\":[");
+    for (size_t i = 0; i < n; i++) {
+        sb_adds(b, i ? ",{\"id\":" : "{\"id\":");
+        sb_json_string(b, h[i].id);
+        if (h[i].ttl_ms >= 0)
+            sb_addf(b, ",\"ttl_ms\":%lld}", (long long)h[i].ttl_ms);
+        else
+            sb_adds(b, ",\"ttl_ms\":null}");
+    }
+    sb_adds(b, "]");
+}
+
 int cmd_status(cli_args *a)
 {
     redis_lock_client *c = NULL;
     redis_lock *l = NULL;
     char *owner = NULL;
+    redis_lock_holder *holders = NULL;
+    size_t nholders = 0;
+    bool many = a->shared || a->limit; /* list every holder */
     strbuf b = {0};
     int code = cli_open_client(&c, a, 0);
     if (code)
         return code;
-    if ((code = cli_new_lock(&l, c, a->name, NULL)))
+    redis_lock_options lo;
+    redis_lock_options_init(&lo);
+    if ((code = cli_new_hold(&l, c, a, &lo)))
         goto out;
     int64_t ttl = -2;
-    int rc = redis_lock_get_owner_id(l, &owner);
-    if (!rc && owner)
-        rc = redis_lock_ttl(l, &ttl);
+    int rc = 0;
+    if (many) {
+        rc = redis_lock_holders(l, &holders, &nholders);
+        if (!rc && !a->limit)
+            rc = redis_lock_get_owner_id(l, &owner);
+        if (!rc && owner)
+            rc = redis_lock_ttl(l, &ttl);
+    } else {
+        rc = redis_lock_get_owner_id(l, &owner);
+        if (!rc && owner)
+            rc = redis_lock_ttl(l, &ttl);
+    }
     if (rc) {
-        code = cli_report(rc, "status of lock '%s'", a->name);
+        code = cli_report(rc, "status of %s '%s'", a->limit ? "semaphore" : "lock", a->name);
         goto out;
     }
-    bool held = owner && ttl != -2; /* -2: released between the two questions */
+    /* -2: released between the questions */
+    bool held = many ? nholders > 0 : owner && ttl != -2;
+    /* a shared lock held by an exclusive holder lists that one; held shared, the marker
+     * stands for "shared" and the holders are listed */
+    bool exclusive = held && a->shared && owner && nholders == 1 &&
+                     strcmp(owner, holders[0].id) == 0;
     if (a->json) {
         sb_adds(&b, "{\"name\":");
         sb_json_string(&b, a->name);
         sb_addf(&b, ",\"held\":%s,\"owner\":", held ? "true" : "false");
-        if (held)
+        if (held && (!many || exclusive))
             sb_json_string(&b, owner);
         else
             sb_adds(&b, "null");
-        if (held && ttl >= 0)
-            sb_addf(&b, ",\"ttl_ms\":%lld}\n", (long long)ttl);
+        if (held && (!many || exclusive) && ttl >= 0)
+            sb_addf(&b, ",\"ttl_ms\":%lld", (long long)ttl);
         else
-            sb_adds(&b, ",\"ttl_ms\":null}\n");
+            sb_adds(&b, ",\"ttl_ms\":null");
+        if (a->limit)
+            sb_addf(&b, ",\"limit\":%d", a->limit);
+        if (many)
+            add_holders_json(&b, holders, nholders);
+        sb_adds(&b, "}\n");
+    } else if (held && many && !exclusive) {
+        sb_addf(&b, "held by %zu holder%s%s\n", nholders, nholders == 1 ? "" : "s",
+                a->shared ? " (shared)" : "");
+        add_holders_text(&b, holders, nholders);
     } else if (held) {
         sb_adds(&b, "held by ");
         sb_text(&b, owner);
@@ -201,6 +268,7 @@ int cmd_status(cli_args *a)
 out:
     free(b.data);
     free(owner);
+    redis_lock_holders_free(holders, nholders);
     redis_lock_free(l);
     redis_lock_client_close(c);
     return code;

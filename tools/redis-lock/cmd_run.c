@@ -65,7 +65,7 @@ int cmd_run(cli_args *a)
     lo.id = a->id;
     lo.fencing = a->fencing;
     lo.on_lost = renew ? cli_on_lost : NULL;
-    if ((code = cli_new_lock(&l, c, a->name, &lo)))
+    if ((code = cli_new_hold(&l, c, a, &lo)))
         goto out;
     if ((code = cli_take_lock(l, a, renew)))
         goto out;

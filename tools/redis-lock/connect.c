@@ -87,3 +87,14 @@ int cli_new_lock(redis_lock **out, redis_lock_client *c, const char *name,
     int rc = redis_lock_new(out, c, name, lo);
     return rc ? cli_report(rc, "lock '%s'", name) : 0;
 }
+
+int cli_new_hold(redis_lock **out, redis_lock_client *c, const cli_args *a,
+                 redis_lock_options *lo)
+{
+    lo->fair = a->fair;
+    lo->shared = a->shared;
+    if (!a->limit)
+        return cli_new_lock(out, c, a->name, lo);
+    int rc = redis_lock_semaphore_new(out, c, a->name, a->limit, lo);
+    return rc ? cli_report(rc, "semaphore '%s'", a->name) : 0;
+}

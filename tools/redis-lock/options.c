@@ -28,6 +28,9 @@ typedef enum {
     O_VERBOSE,
     O_HELP,
     O_VERSION,
+    O_FAIR,
+    O_SHARED,
+    O_LIMIT,
     O_COUNT
 } option_id;
 
@@ -37,6 +40,7 @@ typedef enum {
     K_EXIT_STATUS, /* int field, 0..255 */
     K_ID,          /* const char * field, not empty */
     K_STRING,      /* const char * field */
+    K_LIMIT,       /* int field, 1..CLI_MAX_LIMIT */
     K_HELP,
     K_VERSION,
 } option_kind;
@@ -85,6 +89,13 @@ static const cli_option OPTIONS[O_COUNT] = {
                    "log each step on stderr, with timestamps"},
     [O_HELP] = {'h', "help", NULL, K_HELP, 0, 0, "this help"},
     [O_VERSION] = {0, "version", NULL, K_VERSION, 0, 0, "print the version"},
+    [O_FAIR] = {0, "fair", NULL, K_FLAG, F(fair), 0,
+                "a fair lock: waiters get it in arrival order"},
+    [O_SHARED] = {'s', "shared", NULL, K_FLAG, F(shared), 0,
+                  "a shared hold: many at once, none while an exclusive\n"
+                  "holder (a plain run/acquire of NAME) holds or waits"},
+    [O_LIMIT] = {0, "limit", "N", K_LIMIT, F(limit), 0,
+                 "a permit of the semaphore NAME: at most N holders"},
 };
 
 /* An option a command takes, with its help text when it differs from the table's. */
@@ -119,6 +130,9 @@ static const struct cli_command_option RUN_OPTIONS[] = {
     {O_ID, NULL},
     {O_EXITCODE, NULL},
     {O_QUIET, NULL},
+    {O_FAIR, NULL},
+    {O_SHARED, NULL},
+    {O_LIMIT, NULL},
     {O_NONE, NULL}};
 static const struct cli_command_option ACQUIRE_OPTIONS[] = {
     {O_WAIT, NULL},
@@ -128,14 +142,31 @@ static const struct cli_command_option ACQUIRE_OPTIONS[] = {
     {O_ID, NULL},
     {O_EXITCODE, NULL},
     {O_QUIET, NULL},
+    {O_FAIR, NULL},
+    {O_SHARED, NULL},
+    {O_LIMIT, NULL},
     {O_NONE, NULL}};
 static const struct cli_command_option RELEASE_OPTIONS[] = {
-    {O_ID, "the id 'redis-lock acquire' printed"}, {O_NONE, NULL}};
+    {O_ID, "the id 'redis-lock acquire' printed"},
+    {O_FAIR, "a fair lock's: hand it to the first waiter"},
+    {O_SHARED, "a shared hold's"},
+    {O_LIMIT, "a semaphore's permit"},
+    {O_NONE, NULL}};
 static const struct cli_command_option EXTEND_OPTIONS[] = {
     {O_ID, "the id 'redis-lock acquire' printed"},
     {O_EXPIRE, "the new expiry (more than 0)"},
+    {O_FAIR, "a fair lock's (the same as without)"},
+    {O_SHARED, "a shared hold's"},
+    {O_LIMIT, "a semaphore's permit"},
     {O_NONE, NULL}};
-static const struct cli_command_option STATUS_OPTIONS[] = {{O_JSON, NULL}, {O_NONE, NULL}};
+static const struct cli_command_option STATUS_OPTIONS[] = {
+    {O_JSON, "print {\"name\":...,\"held\":...,\"owner\":...,\"ttl_ms\":...}\n"
+             "(owner null when free; ttl_ms null when free or no expiry);\n"
+             "with -s or --limit also \"holders\":[{\"id\":...,\"ttl_ms\":...}]"},
+    {O_FAIR, "a fair lock (the same as without)"},
+    {O_SHARED, "list the shared holders"},
+    {O_LIMIT, "the semaphore NAME: list its holders"},
+    {O_NONE, NULL}};
 static const struct cli_command_option NO_OPTIONS[] = {{O_NONE, NULL}};
 static const struct cli_command_option RESET_ALL_OPTIONS[] = {{O_YES, NULL}, {O_NONE, NULL}};
 static const struct cli_command_option CACHE_OPTIONS[] = {
@@ -151,32 +182,43 @@ static const struct cli_command_option CACHE_OPTIONS[] = {
 const cli_command_spec cli_commands[CMD_COUNT] = {
     [CMD_RUN] = {"run",
                  "[-w SEC | -n] [-x SEC] [--no-renew] [--grace SEC] [--fencing]\n"
-                 "[-i ID] [-E CODE] [-q] NAME -- CMD [ARG...]",
+                 "[-i ID] [-E CODE] [-q] [--fair | -s | --limit N] NAME -- CMD [ARG...]",
                  "run CMD while holding lock NAME",
                  "Acquire lock NAME, run CMD, release the lock when CMD exits. CMD finds\n"
                  "REDIS_LOCK_NAME, REDIS_LOCK_ID (and with --fencing REDIS_LOCK_TOKEN) in its\n"
                  "environment. SIGINT, SIGTERM and SIGHUP are passed on to CMD. If the lock is lost\n"
                  "while CMD runs, CMD gets SIGTERM (SIGKILL after the grace period) and redis-lock\n"
-                 "exits 75. If redis-lock is killed, CMD gets SIGTERM at once.\n",
+                 "exits 75. If redis-lock is killed, CMD gets SIGTERM at once.\n"
+                 "--fair: waiters get NAME in arrival order. -s: hold NAME shared (many at once;\n"
+                 "none while a plain holder holds or waits). --limit N: take one of N permits of\n"
+                 "the semaphore NAME (REDIS_LOCK_ID is the permit's id).\n",
                  "Exit status: CMD's own (128+N if it died of signal N); 126/127 CMD cannot run / not\n"
                  "found; CODE when busy; 128+N when signal N ended the wait; 64 69 70 75 77 (see --help).\n",
                  "NAME", true, 30000, RUN_OPTIONS},
-    [CMD_ACQUIRE] = {"acquire", "[-w SEC | -n] [-x SEC] [-i ID] [-E CODE] [-q] NAME",
+    [CMD_ACQUIRE] = {"acquire",
+                     "[-w SEC | -n] [-x SEC] [-i ID] [-E CODE] [-q] [--fair | -s | --limit N]\n"
+                     "NAME",
                      "take lock NAME, print its id, keep it",
                      "Acquire lock NAME, print its id on stdout and exit, leaving the lock held; give it\n"
-                     "back with 'redis-lock release -i ID NAME'. Nothing renews it.\n",
+                     "back with 'redis-lock release -i ID NAME' (with the same --fair, -s or --limit N).\n"
+                     "Nothing renews it.\n",
                      NULL, "NAME", false, 0, ACQUIRE_OPTIONS},
-    [CMD_RELEASE] = {"release", "-i ID NAME", "release lock NAME held by ID",
+    [CMD_RELEASE] = {"release", "-i ID [--fair | -s | --limit N] NAME",
+                     "release lock NAME held by ID",
                      "Release lock NAME if ID holds it, and wake one waiter. Exit 1 when ID does not\n"
                      "hold it (it expired, was reset, or another owner has it).\n",
                      NULL, "NAME", false, 0, RELEASE_OPTIONS},
-    [CMD_EXTEND] = {"extend", "-i ID -x SEC NAME", "set the expiry of lock NAME held by ID",
+    [CMD_EXTEND] = {"extend", "-i ID -x SEC [--fair | -s | --limit N] NAME",
+                    "set the expiry of lock NAME held by ID",
                     "Set the expiry of lock NAME, held by ID, to SEC seconds from now. Exit 1 when ID\n"
                     "does not hold it, or it was acquired without an expiry.\n",
                     NULL, "NAME", false, 0, EXTEND_OPTIONS},
-    [CMD_STATUS] = {"status", "[--json] NAME", "owner and expiry; exit 0 held, 1 free",
+    [CMD_STATUS] = {"status", "[--json] [--fair | -s | --limit N] NAME",
+                    "owner and expiry; exit 0 held, 1 free",
                     "Print one line: 'held by ID, expires in N ms', 'held by ID, no expiry' or 'free'.\n"
-                    "Exit 0 when held, 1 when free.\n",
+                    "With -s or --limit N: 'held by N holders' (or 'held by ID' for an exclusive\n"
+                    "holder of a shared lock) and one line per holder, '  ID, expires in N ms' or\n"
+                    "'  ID, no expiry'. Exit 0 when held, 1 when free.\n",
                     NULL, "NAME", false, 0, STATUS_OPTIONS},
     [CMD_RESET] = {"reset", "NAME", "delete lock NAME whoever holds it",
                    "Delete lock NAME whoever holds it, and wake one waiter. A 'run' holding it\n"
@@ -268,6 +310,16 @@ static int apply(const cli_command_spec *spec, cli_args *a, option_id id, const 
     case K_STRING:
         *(const char **)field = val;
         return 0;
+    case K_LIMIT: {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (!*val || *end || errno || v < 1 || v > CLI_MAX_LIMIT || *val < '0' || *val > '9')
+            return cli_usage_error(sub, "%s needs a number of holders 1..%d, got '%s'", shown,
+                                   CLI_MAX_LIMIT, val);
+        *(int *)field = (int)v;
+        return 0;
+    }
     case K_ID:
         if (!*val)
             return cli_usage_error(sub, "%s needs a non-empty id", shown);
@@ -390,6 +442,8 @@ static int parse_command(const cli_command_spec *spec, cli_args *a, int argc, ch
     }
     if (a->nowait && a->wait_set)
         return cli_usage_error(spec->name, "-n and -w cannot be used together (-n is -w 0)");
+    if ((a->fair ? 1 : 0) + (a->shared ? 1 : 0) + (a->limit ? 1 : 0) > 1)
+        return cli_usage_error(spec->name, "--fair, -s and --limit cannot be used together");
     if (a->nowait) {
         a->wait_ms = 0;
         a->wait_set = true;
