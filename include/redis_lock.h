@@ -121,7 +121,7 @@ typedef void (*redis_lock_lost_fn)(redis_lock *lock, void *payload);
 typedef struct {
     unsigned version;            /* REDIS_LOCK_OPTIONS_VERSION */
     int64_t expire_ms;           /* 0: never expires (default) */
-    const char *id;              /* NULL: 18 random bytes, base64 (24 chars); copied */
+    const char *id; /* NULL: 18 random bytes, base64 (24 chars); copied; not "(shared)" */
     bool auto_renewal;           /* needs expire_ms > 0 */
     int64_t renewal_interval_ms; /* 0: expire_ms * 2 / 3 */
     int64_t signal_expire_ms;    /* default 1000 */

@@ -55,6 +55,11 @@ static int validate_options(const redis_lock_options *o)
         return rl_error(REDIS_LOCK_EINVAL, "max_hold_ms must be >= 0");
     if (o->id && !*o->id)
         return rl_error(REDIS_LOCK_EINVAL, "id must not be empty");
+    /* lock:NAME holding the marker means "held by shared holders": an owner with that id
+     * would be taken for them (and its release would delete their hold) */
+    if (o->id && strcmp(o->id, RL_SHARED_MARKER) == 0)
+        return rl_error(REDIS_LOCK_EINVAL, "id must not be %s (the shared holders' marker)",
+                        RL_SHARED_MARKER);
     if (o->fair && o->shared)
         return rl_error(REDIS_LOCK_EINVAL, "a lock cannot be both fair and shared");
     if (o->queue_lease_ms < 30 || o->queue_lease_ms > RL_MAX_MS)

@@ -245,17 +245,19 @@ static const struct {
     "local function num(x)\n"
     "    return string.format('%d', x)\n"
     "end\n"
-    "-- lock:NAME's expiry follows the latest shared holder's\n"
+    "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
     "local function follow(lock, shared)\n"
     "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
     "    if last[2] == 'inf' then\n"
     "        redis.call('persist', lock)\n"
+    "        redis.call('persist', shared)\n"
     "    else\n"
     "        local left = tonumber(last[2]) - now\n"
     "        if left < 1 then\n"
     "            left = 1\n"
     "        end\n"
     "        redis.call('pexpire', lock, num(left))\n"
+    "        redis.call('pexpire', shared, num(left))\n"
     "    end\n"
     "end\n"
     "local lock, fence, shared, writers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
@@ -302,7 +304,7 @@ static const struct {
     "    return {1, token}\n"
     "end\n"
     "return {1, 0}\n",
-        "29922df05e50c89f7908933f054c9ffa387c0800"},
+        "7550d65e51504f37e14cbfae0de321c6c09bbfa4"},
     [RL_SCRIPT_SHARED_RELEASE] = {
     "-- redis-lock shared release: KEYS lock, shared, signal; ARGV id, signal expiry (ms),\n"
     "-- shared marker\n"
@@ -311,17 +313,19 @@ static const struct {
     "local function num(x)\n"
     "    return string.format('%d', x)\n"
     "end\n"
-    "-- lock:NAME's expiry follows the latest shared holder's\n"
+    "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
     "local function follow(lock, shared)\n"
     "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
     "    if last[2] == 'inf' then\n"
     "        redis.call('persist', lock)\n"
+    "        redis.call('persist', shared)\n"
     "    else\n"
     "        local left = tonumber(last[2]) - now\n"
     "        if left < 1 then\n"
     "            left = 1\n"
     "        end\n"
     "        redis.call('pexpire', lock, num(left))\n"
+    "        redis.call('pexpire', shared, num(left))\n"
     "    end\n"
     "end\n"
     "local lock, shared, signal = KEYS[1], KEYS[2], KEYS[3]\n"
@@ -340,7 +344,7 @@ static const struct {
     "    follow(lock, shared)\n"
     "end\n"
     "return 0\n",
-        "9567724051fd802f9bd601b31961b732c5dc8230"},
+        "c53aa81bd3bfccb13eab29545b5a6440631ab55c"},
     [RL_SCRIPT_SHARED_EXTEND] = {
     "-- redis-lock shared extend: KEYS lock, shared; ARGV id, expiry (ms), shared marker\n"
     "local t = redis.call('time')\n"
@@ -358,12 +362,14 @@ static const struct {
     "end\n"
     "local px = tonumber(ARGV[2])\n"
     "redis.call('zadd', shared, num(now + px), ARGV[1])\n"
-    "local left = redis.call('pttl', lock)\n"
-    "if left >= 0 and left < px then\n"
-    "    redis.call('pexpire', lock, ARGV[2])\n"
+    "for _, k in ipairs({lock, shared}) do\n"
+    "    local left = redis.call('pttl', k)\n"
+    "    if left >= 0 and left < px then\n"
+    "        redis.call('pexpire', k, ARGV[2])\n"
+    "    end\n"
     "end\n"
     "return 0\n",
-        "4472f64284139889dab3f916f73ab336df6155ca"},
+        "517c552ffd521c4195f12c7052011ebf01b1b36a"},
     [RL_SCRIPT_SEM_TRY] = {
     "-- redis-lock semaphore try: KEYS permits, limit, fence; ARGV id, px (0: none), fencing (1/0),\n"
     "-- limit\n"
@@ -466,15 +472,16 @@ static const struct {
     "if not redis.call('zscore', permits, ARGV[1]) then\n"
     "    return 1\n"
     "end\n"
+    "-- read before follow, which deletes the limit with the last permit\n"
+    "local limit = tonumber(redis.call('get', limitkey) or '1')\n"
     "redis.call('zrem', permits, ARGV[1])\n"
     "follow(permits, limitkey)\n"
     "-- one wake-up per free permit, never more than the limit's worth\n"
     "redis.call('lpush', signal, 1)\n"
-    "local limit = tonumber(redis.call('get', limitkey) or '1')\n"
     "redis.call('ltrim', signal, 0, limit - 1)\n"
     "redis.call('pexpire', signal, ARGV[2])\n"
     "return 0\n",
-        "3cd8ae0d1272608e68630e23ea9d71b9b82b1a30"},
+        "52e9b5400a2d84a074412602950edf30e1bbf3a9"},
     [RL_SCRIPT_SEM_EXTEND] = {
     "-- redis-lock semaphore extend: KEYS permits, limit; ARGV id, expiry (ms)\n"
     "local t = redis.call('time')\n"

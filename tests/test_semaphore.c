@@ -295,10 +295,32 @@ static void semaphore_release_wakes_a_waiter(void **state)
     redis_lock_client_close(c);
 }
 
+/* Each release leaves one wake-up, the last one out too: N releases in a row while no
+ * waiter is blocked leave N elements for the waiters to come (none is trimmed away). */
+static void semaphore_every_release_signals(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock *h[3];
+    for (int i = 0; i < 3; i++) {
+        h[i] = sem(c, "r", 3, 60000, false);
+        assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h[i], 0));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_rl(REDIS_LOCK_OK, redis_lock_release(h[i]));
+        assert_int_equal(rt_cmd_int(&rt_main, "LLEN semaphore-signal:r"), i + 1);
+    }
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS semaphore:r semaphore-limit:r"), 0);
+    for (int i = 0; i < 3; i++)
+        redis_lock_free(h[i]);
+    redis_lock_client_close(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(semaphore_basics, rt_flush),
+        cmocka_unit_test_setup(semaphore_every_release_signals, rt_flush),
         cmocka_unit_test_setup(semaphore_release_wakes_a_waiter, rt_flush),
         cmocka_unit_test_setup(semaphore_killed_holder_permit_comes_back, rt_flush),
         cmocka_unit_test_setup(semaphore_never_more_than_n, rt_flush),

@@ -376,10 +376,71 @@ static void shared_writer_not_starved(void **state)
     munmap((void *)stop, sizeof(int));
 }
 
+/* An id equal to the shared marker would be taken for shared holders (a shared try drops
+ * a marker without holders; a release by that id deletes the holders' marker): refused. */
+static void shared_marker_id_refused(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.id = "(shared)";
+    redis_lock *l = NULL;
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_new(&l, c, "m", &o));
+    assert_null(l);
+    o.shared = true;
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_new(&l, c, "m", &o));
+    o.shared = false;
+    o.fair = true;
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_new(&l, c, "m", &o));
+    o.fair = false;
+    assert_rl(REDIS_LOCK_EINVAL, redis_lock_semaphore_new(&l, c, "m", 2, &o));
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:m"), 0);
+    redis_lock_client_close(c);
+}
+
+/* The holders' set lives no longer than its latest holder: a holder that died (never
+ * released, never renewed) or was reset leaves no key behind. */
+static void shared_holders_key_expires(void **state)
+{
+    (void)state;
+    redis_lock_client *c = rt_client(&rt_main);
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.expire_ms = 300;
+    o.shared = true;
+    redis_lock *a = NULL, *b = NULL;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&a, c, "e", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&b, c, "e", &o));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(b, 0));
+    long long pttl = rt_cmd_int(&rt_main, "PTTL lock-shared:e");
+    assert_true(pttl > 0 && pttl <= 300);
+    /* extend moves it with the holder's expiry; a release, to the latest remaining one */
+    assert_rl(REDIS_LOCK_OK, redis_lock_extend(a, 5000));
+    assert_true(rt_cmd_int(&rt_main, "PTTL lock-shared:e") > 1000);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(a));
+    pttl = rt_cmd_int(&rt_main, "PTTL lock-shared:e");
+    assert_true(pttl > 0 && pttl <= 300);
+    /* b is never released: both keys are gone after its expiry */
+    rt_sleep_ms(700);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:e lock-shared:e"), 0);
+    /* a reset: the holders' set expires with its holders */
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(a, 0));
+    assert_rl(REDIS_LOCK_OK, redis_lock_reset(a));
+    rt_sleep_ms(700);
+    assert_int_equal(rt_cmd_int(&rt_main, "EXISTS lock:e lock-shared:e"), 0);
+    redis_lock_free(a);
+    redis_lock_free(b);
+    redis_lock_client_close(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(shared_basics, rt_flush),
+        cmocka_unit_test_setup(shared_marker_id_refused, rt_flush),
+        cmocka_unit_test_setup(shared_holders_key_expires, rt_flush),
         cmocka_unit_test_setup(shared_writer_not_starved, rt_flush),
         cmocka_unit_test_setup(shared_readers_and_writers, rt_flush),
     };

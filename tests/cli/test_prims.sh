@@ -109,5 +109,7 @@ one_line_error "cannot be used together"
 expect 64 "--limit 0" "$RL" acquire --limit 0 u
 expect 64 "--limit x" "$RL" status --limit x u
 expect 64 "--fair on reset is unknown" "$RL" reset --fair u
+expect 64 "-i (shared), the shared holders' marker" "$RL" acquire -n -i "(shared)" u
+check "no key written for the marker id" test "$(rcli exists lock:u)" = 0
 
 finish

@@ -323,6 +323,10 @@ static int apply(const cli_command_spec *spec, cli_args *a, option_id id, const 
     case K_ID:
         if (!*val)
             return cli_usage_error(sub, "%s needs a non-empty id", shown);
+        /* lock:NAME holding this text means "held shared" (docs/design.md 7.2) */
+        if (strcmp(val, "(shared)") == 0)
+            return cli_usage_error(sub, "%s must not be '(shared)', the shared holders' marker",
+                                   shown);
         *(const char **)field = val;
         return 0;
     case K_SECONDS: {
