@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define REDIS_LOCK_VERSION_MAJOR 1
-#define REDIS_LOCK_VERSION_MINOR 0
+#define REDIS_LOCK_VERSION_MINOR 1
 #define REDIS_LOCK_VERSION_PATCH 0
 
 #if defined(REDIS_LOCK_BUILDING) && defined(__GNUC__)

@@ -678,7 +678,7 @@ static void strerror_and_names(void **state)
     }
     assert_non_null(redis_lock_strerror(12345));
     assert_non_null(redis_lock_code_name(-12345));
-    assert_string_equal(redis_lock_version(), "1.0.0");
+    assert_string_equal(redis_lock_version(), "1.1.0");
 }
 
 int main(int argc, char **argv)
