@@ -8,11 +8,16 @@
  * pairs        COUNT acquire+release pairs on one new client, library only (any URL, TLS
  *              too); --info-url URL (unix:// or redis://) counts the connections the
  *              server accepted meanwhile
- * contend      N processes looping on one lock (hold H ms) for D ms; the longest wait
- * (--fair: every lock of the run is a fair lock)
+ * contend      N processes looping on one lock (hold H ms) for D ms; the longest wait;
+ *              hand-offs (another process's release start -> an acquire's return)
+ * (--fair: every lock of the run is a fair lock; --sem L: a semaphore permit of limit L;
+ *  --queue-lease-ms Q: the fair queue lease)
  * handoff      W waiters + 1 holder: release-call start -> next owner's acquire return
  * crash-hold   acquire K locks (expiry E) at scheduled instants, print each, never release
  * crash-wait   K children, each waits for one of those locks from a scheduled instant
+ * crash-prim   K trials: a holder (of a lock, or with --sem L of one permit) is kill -9'd;
+ *              how long after its expiry a waiter got it
+ * fair-dead    K trials (--fair): a dead waiter in the queue; release -> the next one's hold
  * timeouts     acquire(t) on a held lock: lateness against the deadline
  * scale-renew  one client auto-renewing K locks for D ms: lost locks, commands, CPU,
  *              the library's send()/recv()/poll() calls (counted by interposition)
@@ -51,6 +56,8 @@
 static const char *g_url;
 static const char *g_info_url;
 static bool g_fair; /* --fair: every lock of the run is a fair lock */
+static int g_sem;   /* --sem LIMIT: every lock of the run is a semaphore permit */
+static int64_t g_queue_lease_ms; /* --queue-lease-ms (fair); 0: the library's default */
 
 static int64_t now_ns(void)
 {
@@ -143,8 +150,11 @@ static redis_lock *new_lock(redis_lock_client *c, const char *name, int64_t expi
     o.on_lost = on_lost;
     o.on_lost_payload = payload;
     o.fair = g_fair;
+    if (g_queue_lease_ms)
+        o.queue_lease_ms = g_queue_lease_ms;
     redis_lock *l = NULL;
-    int rc = redis_lock_new(&l, c, name, &o);
+    int rc = g_sem ? redis_lock_semaphore_new(&l, c, name, g_sem, &o)
+                   : redis_lock_new(&l, c, name, &o);
     if (rc)
         die("lock_new %s: %s (%s)", name, redis_lock_strerror(rc), redis_lock_last_error());
     return l;
@@ -370,6 +380,16 @@ static void parse(int argc, char **argv, opts_t *o)
         OPT_STR("--counts", counts)
         if (strcmp(a, "--fair") == 0) {
             g_fair = true;
+            continue;
+        }
+        if (strcmp(a, "--sem") == 0 && v) {
+            g_sem = atoi(v);
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--queue-lease-ms") == 0 && v) {
+            g_queue_lease_ms = atoll(v);
+            i++;
             continue;
         }
         if (strcmp(a, "--url") == 0 && v) {
@@ -615,12 +635,24 @@ static int cmd_pairs(opts_t *o)
 
 /* ---------------------------------------------------------------- contend */
 
+#define CONTEND_HO_MAX 200000
+typedef struct {
+    _Atomic int64_t t_rel; /* the latest release call's start */
+    atomic_int last;       /* who made it */
+    atomic_long n;
+    int64_t lat[CONTEND_HO_MAX];
+} contend_shm;
+
 static int cmd_contend(opts_t *o)
 {
     int n = o->procs ? o->procs : 2, hold = o->hold_ms, dur = o->duration_ms ? o->duration_ms : 2000;
     const char *name = o->name ? o->name : "bench:contend";
     long *counts = shared(sizeof(long) * (size_t)(3 * n + 1));
     long *errs = counts + n, *worst_us = counts + 2 * n; /* the longest acquire call */
+    /* hand-off: an acquire that returns after another process's release call started
+     * (and after this acquire call started): acquire return - that release's start */
+    contend_shm *ho = shared(sizeof *ho);
+    atomic_store(&ho->last, -1);
     int64_t start = now_ns() + 150000000LL + (int64_t)n * 4000000LL;
     int64_t end = start + (int64_t)dur * 1000000;
     pid_t pids[256];
@@ -651,9 +683,17 @@ static int cmd_contend(opts_t *o)
                     got++;
                     if ((t_acq - t) / 1000 > worst_us[i])
                         worst_us[i] = (t_acq - t) / 1000;
+                    int64_t tr = atomic_load(&ho->t_rel);
+                    if (atomic_load(&ho->last) != i && tr > t) {
+                        long k = atomic_fetch_add(&ho->n, 1);
+                        if (k < CONTEND_HO_MAX)
+                            ho->lat[k] = t_acq - tr;
+                    }
                 }
                 if (hold)
                     sleep_ns((int64_t)hold * 1000000);
+                atomic_store(&ho->last, i);
+                atomic_store(&ho->t_rel, now_ns());
                 if (redis_lock_release(l))
                     bad++;
             }
@@ -668,8 +708,8 @@ static int cmd_contend(opts_t *o)
     double cpu = reap(pids, n, end + 30000000000LL);
     long total = 0, bad = 0;
     long worst = 0;
-    printf("{\"procs\":%d,\"hold_ms\":%d,\"duration_ms\":%d,\"fair\":%s,\"cpu_s\":%.3f,"
-           "\"counts\":[", n, hold, dur, g_fair ? "true" : "false", cpu);
+    printf("{\"procs\":%d,\"hold_ms\":%d,\"duration_ms\":%d,\"fair\":%s,\"sem\":%d,"
+           "\"cpu_s\":%.3f,\"counts\":[", n, hold, dur, g_fair ? "true" : "false", g_sem, cpu);
     for (int i = 0; i < n; i++) {
         printf("%s%ld", i ? "," : "", counts[i]);
         total += counts[i];
@@ -677,8 +717,143 @@ static int cmd_contend(opts_t *o)
         if (worst_us[i] > worst)
             worst = worst_us[i];
     }
-    printf("],\"total\":%ld,\"errors\":%ld,\"worst_wait_ms\":%.1f}\n", total, bad,
-           (double)worst / 1000.0);
+    long k = atomic_load(&ho->n);
+    if (k > CONTEND_HO_MAX)
+        k = CONTEND_HO_MAX;
+    for (long j = 0; j < k; j++)
+        ho->lat[j] /= 100; /* 0.1 us units */
+    printf("],\"total\":%ld,\"errors\":%ld,\"worst_wait_ms\":%.1f,\"unit\":\"0.1us\",", total,
+           bad, (double)worst / 1000.0);
+    print_i64_array("handoff", ho->lat, (size_t)k);
+    printf("}\n");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- primitives' failures */
+
+/* crash-prim: K trials on fresh names. A child takes a lock (or, with --sem L, one permit
+ * while this process holds the other L - 1 without expiry) with expiry E, reports the
+ * moment its acquire returned, and is kill -9'd; this process then waits (acquire -1) and
+ * prints how long after that moment + E it got the lock/permit. */
+static int cmd_crash_prim(opts_t *o)
+{
+    int k = o->count ? o->count : 5, exp = o->expire_ms ? o->expire_ms : 300;
+    const char *prefix = o->name ? o->name : "bench:crashprim";
+    int64_t *t_holder = shared(sizeof(int64_t));
+    redis_lock_client *c = open_client();
+    printf("{\"expire_ms\":%d,\"sem\":%d,\"fair\":%s,\"late_us\":[", exp, g_sem,
+           g_fair ? "true" : "false");
+    for (int i = 0; i < k; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s:%d:%d", prefix, (int)getpid(), i);
+        redis_lock *others[64];
+        int no = g_sem > 1 ? g_sem - 1 : 0;
+        if (no > 64)
+            die("--sem too large for crash-prim");
+        for (int j = 0; j < no; j++) {
+            others[j] = new_lock(c, name, 0, false, NULL, NULL);
+            if (redis_lock_acquire(others[j], 0))
+                die("crash-prim: cannot take permit %d", j);
+        }
+        *t_holder = 0;
+        fflush(stdout);
+        pid_t p = fork();
+        if (p < 0)
+            die("fork: %s", strerror(errno));
+        if (p == 0) {
+            redis_lock_client *hc = open_client();
+            redis_lock *hl = new_lock(hc, name, exp, false, NULL, NULL);
+            if (redis_lock_acquire(hl, 0))
+                _exit(3);
+            *t_holder = now_ns();
+            sleep_ns(60000000000LL); /* killed long before */
+            _exit(0);
+        }
+        int64_t give_up = now_ns() + 5000000000LL;
+        while (*t_holder == 0 && now_ns() < give_up)
+            sleep_ns(200000);
+        kill(p, SIGKILL);
+        waitpid(p, NULL, 0);
+        if (*t_holder == 0)
+            die("crash-prim: the holder did not acquire");
+        redis_lock *w = new_lock(c, name, 0, false, NULL, NULL);
+        int rc = redis_lock_acquire(w, (int64_t)exp * 4 + 2000);
+        int64_t t_acq = now_ns();
+        if (rc)
+            die("crash-prim: waiter: %s", redis_lock_strerror(rc));
+        printf("%s%" PRId64, i ? "," : "", (t_acq - (*t_holder + (int64_t)exp * 1000000)) / 1000);
+        redis_lock_release(w);
+        redis_lock_free(w);
+        for (int j = 0; j < no; j++) {
+            redis_lock_release(others[j]);
+            redis_lock_free(others[j]);
+        }
+    }
+    printf("]}\n");
+    redis_lock_client_close(c);
+    return 0;
+}
+
+/* fair-dead: K trials (fair locks, --queue-lease-ms Q). This process holds the lock; a child
+ * B queues (acquire -1), then a child C queues behind it; B is kill -9'd, this process
+ * releases at once (the grant goes to B's place), and C reports when it got the lock.
+ * Prints release start -> C's acquire return, and kill -> C's acquire return. */
+static int cmd_fair_dead(opts_t *o)
+{
+    int k = o->count ? o->count : 5;
+    const char *prefix = o->name ? o->name : "bench:fairdead";
+    int64_t *t_c = shared(sizeof(int64_t));
+    if (!g_fair)
+        die("fair-dead needs --fair");
+    redis_lock_client *c = open_client();
+    int64_t rel_us[64], kill_us[64];
+    if (k > 64)
+        k = 64;
+    for (int i = 0; i < k; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s:%d:%d", prefix, (int)getpid(), i);
+        redis_lock *a = new_lock(c, name, 0, false, NULL, NULL);
+        if (redis_lock_acquire(a, 0))
+            die("fair-dead: cannot take the lock");
+        *t_c = 0;
+        pid_t kids[2];
+        for (int j = 0; j < 2; j++) {
+            fflush(stdout);
+            pid_t p = fork();
+            if (p < 0)
+                die("fork: %s", strerror(errno));
+            if (p == 0) {
+                redis_lock_client *wc = open_client();
+                redis_lock *wl = new_lock(wc, name, 0, false, NULL, NULL);
+                int rc = redis_lock_acquire(wl, 30000);
+                if (j == 1 && rc == 0) {
+                    *t_c = now_ns();
+                    redis_lock_release(wl);
+                }
+                _exit(rc ? 3 : 0);
+            }
+            kids[j] = p;
+            sleep_ns(150000000); /* connected and queued */
+        }
+        int64_t t_kill = now_ns();
+        kill(kids[0], SIGKILL);
+        waitpid(kids[0], NULL, 0);
+        int64_t t_rel = now_ns();
+        if (redis_lock_release(a))
+            die("fair-dead: release failed");
+        reap(&kids[1], 1, now_ns() + 30000000000LL);
+        if (*t_c == 0)
+            die("fair-dead: the waiter behind the dead one never got the lock");
+        rel_us[i] = (*t_c - t_rel) / 1000;
+        kill_us[i] = (*t_c - t_kill) / 1000;
+        redis_lock_free(a);
+    }
+    printf("{\"queue_lease_ms\":%" PRId64 ",", g_queue_lease_ms);
+    print_i64_array("release_to_next_us", rel_us, (size_t)k);
+    printf(",");
+    print_i64_array("kill_to_next_us", kill_us, (size_t)k);
+    printf("}\n");
+    redis_lock_client_close(c);
     return 0;
 }
 
@@ -1120,6 +1295,10 @@ int main(int argc, char **argv)
         return cmd_contend(&o);
     if (strcmp(s, "handoff") == 0)
         return cmd_handoff(&o);
+    if (strcmp(s, "crash-prim") == 0)
+        return cmd_crash_prim(&o);
+    if (strcmp(s, "fair-dead") == 0)
+        return cmd_fair_dead(&o);
     if (strcmp(s, "crash-hold") == 0)
         return cmd_crash_hold(&o);
     if (strcmp(s, "crash-wait") == 0)
