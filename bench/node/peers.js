@@ -89,7 +89,7 @@ async function child(o) {
 }
 
 async function contend(o) {
-  const startUs = nowUs() + 300000 + o.procs * 20000;
+  const startUs = nowUs() + 500000 + o.procs * 80000; // 32 Node processes take seconds to start
   const kids = [];
   const results = [];
   for (let i = 0; i < o.procs; i++) {

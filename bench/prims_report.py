@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""bench/prims_report.py RAW: the primitives section of one bench/run (step 9) as markdown
+on stdout (bench/run writes it to docs/benchmarks/primitives.md). Every figure comes from
+the same run as its peers' and its round trip (RTT = the hiredis PING p50 of that step)."""
+import json
+import math
+import os
+import sys
+
+RAW = sys.argv[1]
+QUEUE_LEASE_MS = 500  # bench/run passes this to fair-dead
+
+
+def load(name):
+    try:
+        with open(os.path.join(RAW, name + ".json")) as fh:
+            d = json.load(fh)
+        return None if isinstance(d, dict) and "error" in d else d
+    except (OSError, ValueError):
+        return None
+
+
+def cmdstats(name):
+    """{command: calls} of one step's INFO commandstats (taken after CONFIG RESETSTAT)."""
+    out = {}
+    try:
+        with open(os.path.join(RAW, name + ".cmdstats")) as fh:
+            for line in fh:
+                if line.startswith("cmdstat_") and "calls=" in line:
+                    cmd, rest = line[8:].split(":", 1)
+                    out[cmd] = int(rest.split("calls=")[1].split(",")[0])
+    except OSError:
+        pass
+    for k in ("config|resetstat", "info", "config"):
+        out.pop(k, None)
+    return out
+
+
+def pct(v, q):
+    if not v:
+        return None
+    s = sorted(v)
+    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def f(x, nd=1):
+    if x is None:
+        return "n/a"
+    return "{:,.{}f}".format(x, nd)
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("pass" if ok else "**MISS**")
+
+
+env = load("env") or {}
+env_end = load("env_end") or {}
+floor = load("prims_floor") or {}
+RTT_MS = (floor.get("ping_p50_us") or 0) / 1000.0 or None
+
+
+def contend(name):
+    d = load(name)
+    if not d or not d.get("counts"):
+        return None
+    c = d["counts"]
+    ho = [x / 1e4 for x in d.get("handoff", [])]  # 0.1 us -> ms
+    r = {
+        "fair": min(c) / max(c) if max(c) else 0.0,
+        "fewest": min(c), "most": max(c),
+        "tput": d["total"] / (d["duration_ms"] / 1000.0),
+        "worst": d.get("worst_wait_ms"),
+        "ho_p50": pct(ho, 50), "ho_p99": pct(ho, 99), "ho_n": len(ho),
+        "total": d["total"], "errors": d.get("errors", 0),
+    }
+    st = cmdstats(name)
+    if st and d["total"]:
+        r["cmds"] = sum(st.values()) / d["total"]
+        r["cmdstats"] = st
+    return r
+
+
+def rtt(ms):
+    return None if ms is None or not RTT_MS else ms / RTT_MS
+
+
+L = []
+out = L.append
+out("# Benchmarks: fair lock, semaphore, and the Node peers")
+out("")
+out("Written by `bench/run` (step 9; `bench/run --prims-only` runs only this step). One run, one")
+out("private redis-server; every peer below was measured in that same run, against the same")
+out("server, and RTT is that run's round trip (hiredis PING p50 over TCP, measured at the")
+out("start of the step). Ratios matter more than absolute figures.")
+out("")
+out("- date %s, git %s, %s mode, redis %s, %s CPU(s) (%s), pinned: %s" % (
+    env.get("date", "?"), env.get("git", "?"), env.get("mode", "?"), env.get("redis", "?"),
+    env.get("ncpu", "?"), env.get("cpu", "?"), "server CPU 0, clients CPU 1" if env.get("pinned") else "no"))
+out("- load average before %s, after %s; the machine's 2 CPUs were shared with other work "
+    "during the run: these figures are from a loaded machine (noisy, pessimistic)" % (
+        env.get("loadavg_before", "?"), env_end.get("loadavg_after", "?")))
+out("- RTT (PING p50) %s ms; each contended point ran %s ms" % (
+    f(RTT_MS, 3), (load("prims_contend_fair_h0_n8") or {}).get("duration_ms", "?")))
+out("- Node peers (bench/node/, `npm ci`): redlock %s (single instance), redis-semaphore %s, "
+    "ioredis %s, under node %s; settings in bench/node/peers.js (library defaults, except: "
+    "wait without a limit, no automatic refresh, redlock retryDelay 10 ms +- 5)" % (
+        env.get("node_redlock", "?"), env.get("node_redis_semaphore", "?"),
+        env.get("node_ioredis", "?"), env.get("node", "?")))
+out("")
+out("Definitions (the same code paths measure ours and the peers'): **fairness** = fewest /")
+out("most acquisitions of one process in the window; **worst wait** = the longest acquire call")
+out("that succeeded; **hand-off** (contended tables) = an acquire's return minus the start of")
+out("the latest release call by another process, if that release started after the acquire")
+out("call did; **hand-off** (the 8/32-waiter table) = `rl_bench handoff`: a release call's start")
+out("to the next owner's acquire return, the releaser staying out until someone else owns the")
+out("lock; **cmds/acq** = all commands the server ran in the step (INFO commandstats after")
+out("CONFIG RESETSTAT) per successful acquisition.")
+out("")
+
+# ---------------------------------------------------------------- fair lock
+out("## Fair lock")
+out("")
+out("### Fairness and worst wait (target: fairness >= 0.98; worst wait <= N x (hold + hand-off p50) + 10 %)")
+out("")
+out("| N | hold ms | fair: fairness | plain: fairness | fair: worst wait ms | bound ms | plain: worst wait ms | fairness | worst wait |")
+out("|---|---|---|---|---|---|---|---|---|")
+results = {}
+for hold in (0, 10):
+    for n in (8, 16, 32):
+        fr = contend("prims_contend_fair_h%d_n%d" % (hold, n))
+        pl = contend("prims_contend_plain_h%d_n%d" % (hold, n))
+        results[("fair", hold, n)] = fr
+        results[("plain", hold, n)] = pl
+        if not fr:
+            out("| %d | %d | (step failed) |||||||" % (n, hold))
+            continue
+        bound = n * (hold + (fr["ho_p50"] or 0)) * 1.1
+        out("| %d | %d | %.3f (%d/%d) | %s | %s | %s | %s | %s | %s |" % (
+            n, hold, fr["fair"], fr["fewest"], fr["most"],
+            "%.3f (%d/%d)" % (pl["fair"], pl["fewest"], pl["most"]) if pl else "n/a",
+            f(fr["worst"]), f(bound), f(pl["worst"]) if pl else "n/a",
+            verdict(fr["fair"] >= 0.98), verdict(fr["worst"] <= bound)))
+out("")
+out("### Throughput at hold 10 ms (target: fair >= 0.8 x plain)")
+out("")
+out("| N | fair acq/s | plain acq/s | ratio | target | fair cmds/acq | plain cmds/acq |")
+out("|---|---|---|---|---|---|---|")
+for n in (8, 16, 32):
+    fr, pl = results[("fair", 10, n)], results[("plain", 10, n)]
+    if not fr or not pl:
+        out("| %d | (step failed) ||||||" % n)
+        continue
+    ratio = fr["tput"] / pl["tput"] if pl["tput"] else None
+    out("| %d | %s | %s | %s | %s | %s | %s |" % (
+        n, f(fr["tput"]), f(pl["tput"]), f(ratio, 2), verdict(ratio is not None and ratio >= 0.8),
+        f(fr.get("cmds"), 2), f(pl.get("cmds"), 2)))
+out("")
+out("### Hand-off with 8 and 32 waiters (target: fair p50 <= 1.5 RTT, p99 <= 6 RTT)")
+out("")
+out("| waiters | fair p50 ms (RTT) | fair p99 ms (RTT) | plain p50 ms (RTT) | plain p99 ms (RTT) | hand-offs (fair / plain) | p50 | p99 |")
+out("|---|---|---|---|---|---|---|---|")
+for w in (8, 32):
+    row = {}
+    for impl in ("fair", "plain"):
+        d = load("prims_handoff_%s_w%d" % (impl, w))
+        lat = [x / 1e4 for x in d["lat"]] if d else []
+        row[impl] = (pct(lat, 50), pct(lat, 99), len(lat))
+    fp50, fp99, fn = row["fair"]
+    pp50, pp99, pn = row["plain"]
+    out("| %d | %s (%s) | %s (%s) | %s (%s) | %s (%s) | %d / %d | %s | %s |" % (
+        w, f(fp50, 3), f(rtt(fp50)), f(fp99, 3), f(rtt(fp99)), f(pp50, 3), f(rtt(pp50)),
+        f(pp99, 3), f(rtt(pp99)), fn, pn,
+        verdict(None if fp50 is None or not RTT_MS else rtt(fp50) <= 1.5),
+        verdict(None if fp99 is None or not RTT_MS else rtt(fp99) <= 6)))
+out("")
+fr8 = results.get(("fair", 10, 8))
+pl8 = results.get(("plain", 10, 8))
+if fr8 and fr8.get("cmdstats"):
+    def per(st, tot):
+        return ", ".join("%s %.2f" % (k, v / tot) for k, v in sorted(st.items(), key=lambda kv: -kv[1]) if v / tot >= 0.01)
+    out("Commands per acquisition, 8 processes, hold 10 ms: fair: %s; plain: %s." % (
+        per(fr8["cmdstats"], fr8["total"]), per(pl8["cmdstats"], pl8["total"]) if pl8 and pl8.get("cmdstats") else "n/a"))
+    out("")
+d = load("prims_fair_dead")
+out("### A dead waiter in the fair queue (kill -9; target: the next waiter holds the lock within queue_lease_ms + 20 ms)")
+out("")
+if d:
+    rel = [x / 1000 for x in d["release_to_next_us"]]
+    kil = [x / 1000 for x in d["kill_to_next_us"]]
+    lim = d["queue_lease_ms"] + 20
+    out("queue_lease_ms %d; %d trials. The holder releases right after the kill (the grant goes to "
+        "the dead waiter's place first)." % (d["queue_lease_ms"], len(rel)))
+    out("")
+    out("| | p50 ms | max ms | target ms | |")
+    out("|---|---|---|---|---|")
+    out("| release -> the next waiter holds it | %s | %s | %d | %s |" % (
+        f(pct(rel, 50)), f(max(rel)), lim, verdict(max(rel) <= lim)))
+    out("| kill -> the next waiter holds it | %s | %s | | |" % (f(pct(kil, 50)), f(max(kil))))
+else:
+    out("(step failed)")
+out("")
+
+# ---------------------------------------------------------------- semaphore
+out("## Semaphore (limit 4, 32 processes, hold 10 ms) against redis-semaphore's Semaphore")
+out("")
+cs = contend("prims_contend_sem_h10_n32")
+ns = contend("prims_contend_semaphore_h10_n32")
+cc = load("prims_crash_sem")
+nc = load("prims_crash_semaphore")
+out("| | libredislock | redis-semaphore | target | |")
+out("|---|---|---|---|---|")
+if cs and ns:
+    out("| permit hand-off p50 ms (RTT) | %s (%s) | %s (%s) | <= 2 RTT | %s |" % (
+        f(cs["ho_p50"], 3), f(rtt(cs["ho_p50"])), f(ns["ho_p50"], 3), f(rtt(ns["ho_p50"])),
+        verdict(None if cs["ho_p50"] is None or not RTT_MS else rtt(cs["ho_p50"]) <= 2)))
+    out("| permit hand-off p99 ms | %s | %s | | |" % (f(cs["ho_p99"], 3), f(ns["ho_p99"], 3)))
+    ratio = cs["tput"] / ns["tput"] if ns["tput"] else None
+    out("| throughput acq/s | %s | %s | ours >= 1.5 x theirs (%s x) | %s |" % (
+        f(cs["tput"]), f(ns["tput"]), f(ratio, 2), verdict(ratio is not None and ratio >= 1.5)))
+    out("| fairness (fewest/most) | %.3f | %.3f | | |" % (cs["fair"], ns["fair"]))
+    out("| worst wait ms | %s | %s | | |" % (f(cs["worst"]), f(ns["worst"])))
+    out("| cmds/acq | %s | %s | | |" % (f(cs.get("cmds"), 2), f(ns.get("cmds"), 2)))
+else:
+    out("| (a step failed) |||||")
+if cc and nc:
+    cl = [x / 1000 for x in cc["late_us"]]
+    nl = [x / 1000 for x in nc["late_us"]]
+    out("| crashed holder: permit taken, ms after its expiry (p50 / max of %d) | %s / %s | %s / %s | <= 5 ms | %s |" % (
+        len(cl), f(pct(cl, 50)), f(max(cl)), f(pct(nl, 50)), f(max(nl)), verdict(max(cl) <= 5)))
+out("")
+
+# ---------------------------------------------------------------- plain vs node
+out("## Plain lock against redlock (single instance) and redis-semaphore's Mutex (hold 10 ms)")
+out("")
+out("| N | implementation | acq/s | fairness (fewest/most) | worst wait ms | hand-off p50 ms (RTT) | hand-off p99 ms | cmds/acq |")
+out("|---|---|---|---|---|---|---|---|")
+for n in (8, 32):
+    for impl, label in (("plain", "libredislock"), ("redlock", "redlock"), ("mutex", "redis-semaphore Mutex")):
+        r = results.get(("plain", 10, n)) if impl == "plain" else contend("prims_contend_%s_h10_n%d" % (impl, n))
+        if not r:
+            out("| %d | %s | (step failed) ||||||" % (n, label))
+            continue
+        out("| %d | %s | %s | %.3f (%d/%d) | %s | %s (%s) | %s | %s |" % (
+            n, label, f(r["tput"]), r["fair"], r["fewest"], r["most"], f(r["worst"]),
+            f(r["ho_p50"], 3), f(rtt(r["ho_p50"])), f(r["ho_p99"], 3), f(r.get("cmds"), 2)))
+out("")
+out("Crashed holder (kill -9, expiry 300 ms): the lock taken, ms after its expiry:")
+out("")
+out("| implementation | p50 ms | max ms | trials |")
+out("|---|---|---|---|")
+for name, label in (("prims_crash_plain", "libredislock"), ("prims_crash_redlock", "redlock"),
+                    ("prims_crash_mutex", "redis-semaphore Mutex")):
+    d = load(name)
+    if not d:
+        out("| %s | (step failed) | | |" % label)
+        continue
+    v = [x / 1000 for x in d["late_us"]]
+    out("| %s | %s | %s | %d |" % (label, f(pct(v, 50)), f(max(v)), len(v)))
+out("")
+print("\n".join(L))
