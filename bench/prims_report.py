@@ -21,19 +21,22 @@ def load(name):
 
 
 def cmdstats(name):
-    """{command: calls} of one step's INFO commandstats (taken after CONFIG RESETSTAT)."""
-    out = {}
+    """({command: calls}, {command: usec}) of one step's INFO commandstats (taken after
+    CONFIG RESETSTAT); a script's inner commands are counted as well as the EVALSHA."""
+    out, usec = {}, {}
     try:
         with open(os.path.join(RAW, name + ".cmdstats")) as fh:
             for line in fh:
                 if line.startswith("cmdstat_") and "calls=" in line:
                     cmd, rest = line[8:].split(":", 1)
                     out[cmd] = int(rest.split("calls=")[1].split(",")[0])
+                    usec[cmd] = int(rest.split("usec=")[1].split(",")[0])
     except OSError:
         pass
     for k in ("config|resetstat", "info", "config"):
         out.pop(k, None)
-    return out
+        usec.pop(k, None)
+    return out, usec
 
 
 def pct(v, q):
@@ -72,11 +75,18 @@ def contend(name):
         "worst": d.get("worst_wait_ms"),
         "ho_p50": pct(ho, 50), "ho_p99": pct(ho, 99), "ho_n": len(ho),
         "total": d["total"], "errors": d.get("errors", 0),
+        "w50": d.get("wait_p50_ms"), "w99": d.get("wait_p99_ms"), "w999": d.get("wait_p999_ms"),
+        "ms": d["duration_ms"],
     }
-    st = cmdstats(name)
+    st, us = cmdstats(name)
     if st and d["total"]:
-        r["cmds"] = sum(st.values()) / d["total"]
+        r["cmds"] = sum(st.values()) / d["total"]  # with the scripts' inner commands
         r["cmdstats"] = st
+        ev = sum(us.get(k, 0) for k in ("evalsha", "eval"))
+        evn = sum(st.get(k, 0) for k in ("evalsha", "eval"))
+        r["scripts"] = evn / d["total"]
+        r["script_us"] = ev / evn if evn else None
+        r["script_us_per_acq"] = ev / d["total"]
     return r
 
 
@@ -113,8 +123,11 @@ out("that succeeded; **hand-off** (contended tables) = an acquire's return minus
 out("the latest release call by another process, if that release started after the acquire")
 out("call did; **hand-off** (the 8/32-waiter table) = `rl_bench handoff`: a release call's start")
 out("to the next owner's acquire return, the releaser staying out until someone else owns the")
-out("lock; **cmds/acq** = all commands the server ran in the step (INFO commandstats after")
-out("CONFIG RESETSTAT) per successful acquisition.")
+out("lock; **cmds/acq** = all commands the server ran in the step, a script's inner commands")
+out("included (INFO commandstats after CONFIG RESETSTAT), per successful acquisition;")
+out("**scripts/acq** = EVALSHA + EVAL per acquisition; **script us** = server time per script")
+out("call (commandstats usec_per_call). Wait percentiles: every successful acquire call's")
+out("duration in the window.")
 out("")
 
 # ---------------------------------------------------------------- fair lock
@@ -122,8 +135,8 @@ out("## Fair lock")
 out("")
 out("### Fairness and worst wait (target: fairness >= 0.98; worst wait <= N x (hold + hand-off p50) + 10 %)")
 out("")
-out("| N | hold ms | fair: fairness | plain: fairness | fair: worst wait ms | bound ms | plain: worst wait ms | fairness | worst wait |")
-out("|---|---|---|---|---|---|---|---|---|")
+out("| N | hold ms | window s | fair: fairness | plain: fairness | fair: wait p99 / p99.9 / worst ms | bound ms | plain: wait p99 / p99.9 / worst ms | fairness | worst wait |")
+out("|---|---|---|---|---|---|---|---|---|---|")
 results = {}
 for hold in (0, 10):
     for n in (8, 16, 32):
@@ -132,28 +145,31 @@ for hold in (0, 10):
         results[("fair", hold, n)] = fr
         results[("plain", hold, n)] = pl
         if not fr:
-            out("| %d | %d | (step failed) |||||||" % (n, hold))
+            out("| %d | %d | (step failed) ||||||||" % (n, hold))
             continue
         bound = n * (hold + (fr["ho_p50"] or 0)) * 1.1
-        out("| %d | %d | %.3f (%d/%d) | %s | %s | %s | %s | %s | %s |" % (
-            n, hold, fr["fair"], fr["fewest"], fr["most"],
+        def waits(r):
+            return "%s / %s / %s" % (f(r["w99"]), f(r["w999"]), f(r["worst"])) if r else "n/a"
+        out("| %d | %d | %s | %.3f (%d/%d) | %s | %s | %s | %s | %s | %s |" % (
+            n, hold, f(fr["ms"] / 1000.0), fr["fair"], fr["fewest"], fr["most"],
             "%.3f (%d/%d)" % (pl["fair"], pl["fewest"], pl["most"]) if pl else "n/a",
-            f(fr["worst"]), f(bound), f(pl["worst"]) if pl else "n/a",
+            waits(fr), f(bound), waits(pl),
             verdict(fr["fair"] >= 0.98), verdict(fr["worst"] <= bound)))
 out("")
 out("### Throughput at hold 10 ms (target: fair >= 0.8 x plain)")
 out("")
-out("| N | fair acq/s | plain acq/s | ratio | target | fair cmds/acq | plain cmds/acq |")
-out("|---|---|---|---|---|---|---|")
+out("| N | fair acq/s | plain acq/s | ratio | target | cmds/acq fair / plain | scripts/acq fair / plain | script us fair / plain |")
+out("|---|---|---|---|---|---|---|---|")
 for n in (8, 16, 32):
     fr, pl = results[("fair", 10, n)], results[("plain", 10, n)]
     if not fr or not pl:
-        out("| %d | (step failed) ||||||" % n)
+        out("| %d | (step failed) |||||||" % n)
         continue
     ratio = fr["tput"] / pl["tput"] if pl["tput"] else None
-    out("| %d | %s | %s | %s | %s | %s | %s |" % (
+    out("| %d | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |" % (
         n, f(fr["tput"]), f(pl["tput"]), f(ratio, 2), verdict(ratio is not None and ratio >= 0.8),
-        f(fr.get("cmds"), 2), f(pl.get("cmds"), 2)))
+        f(fr.get("cmds"), 1), f(pl.get("cmds"), 1), f(fr.get("scripts"), 2), f(pl.get("scripts"), 2),
+        f(fr.get("script_us"), 1), f(pl.get("script_us"), 1)))
 out("")
 out("### Hand-off with 8 and 32 waiters (target: fair p50 <= 1.5 RTT, p99 <= 6 RTT)")
 out("")
@@ -219,20 +235,23 @@ if cs and ns:
         f(cs["tput"]), f(ns["tput"]), f(ratio, 2), verdict(ratio is not None and ratio >= 1.5)))
     out("| fairness (fewest/most) | %.3f | %.3f | | |" % (cs["fair"], ns["fair"]))
     out("| worst wait ms | %s | %s | | |" % (f(cs["worst"]), f(ns["worst"])))
-    out("| cmds/acq | %s | %s | | |" % (f(cs.get("cmds"), 2), f(ns.get("cmds"), 2)))
+    out("| cmds/acq (scripts/acq, script us) | %s (%s, %s) | %s (%s, %s) | | |" % (
+        f(cs.get("cmds"), 1), f(cs.get("scripts"), 2), f(cs.get("script_us"), 1),
+        f(ns.get("cmds"), 1), f(ns.get("scripts"), 2), f(ns.get("script_us"), 1)))
 else:
     out("| (a step failed) |||||")
 if cc and nc:
     cl = [x / 1000 for x in cc["late_us"]]
     nl = [x / 1000 for x in nc["late_us"]]
-    out("| crashed holder: permit taken, ms after its expiry (p50 / max of %d) | %s / %s | %s / %s | <= 5 ms | %s |" % (
-        len(cl), f(pct(cl, 50)), f(max(cl)), f(pct(nl, 50)), f(max(nl)), verdict(max(cl) <= 5)))
+    out("| crashed holder: permit taken, ms after its expiry (p50 / max of %d) | %s / %s | %s / %s | <= 5 ms | p50 %s, max %s |" % (
+        len(cl), f(pct(cl, 50)), f(max(cl)), f(pct(nl, 50)), f(max(nl)),
+        verdict(pct(cl, 50) <= 5), verdict(max(cl) <= 5)))
 out("")
 
 # ---------------------------------------------------------------- plain vs node
 out("## Plain lock against redlock (single instance) and redis-semaphore's Mutex (hold 10 ms)")
 out("")
-out("| N | implementation | acq/s | fairness (fewest/most) | worst wait ms | hand-off p50 ms (RTT) | hand-off p99 ms | cmds/acq |")
+out("| N | implementation | acq/s | fairness (fewest/most) | wait p99 / worst ms | hand-off p50 ms (RTT) | hand-off p99 ms | cmds/acq (scripts/acq) |")
 out("|---|---|---|---|---|---|---|---|")
 for n in (8, 32):
     for impl, label in (("plain", "libredislock"), ("redlock", "redlock"), ("mutex", "redis-semaphore Mutex")):
@@ -240,9 +259,10 @@ for n in (8, 32):
         if not r:
             out("| %d | %s | (step failed) ||||||" % (n, label))
             continue
-        out("| %d | %s | %s | %.3f (%d/%d) | %s | %s (%s) | %s | %s |" % (
-            n, label, f(r["tput"]), r["fair"], r["fewest"], r["most"], f(r["worst"]),
-            f(r["ho_p50"], 3), f(rtt(r["ho_p50"])), f(r["ho_p99"], 3), f(r.get("cmds"), 2)))
+        out("| %d | %s | %s | %.3f (%d/%d) | %s / %s | %s (%s) | %s | %s (%s) |" % (
+            n, label, f(r["tput"]), r["fair"], r["fewest"], r["most"], f(r["w99"]), f(r["worst"]),
+            f(r["ho_p50"], 3), f(rtt(r["ho_p50"])), f(r["ho_p99"], 3), f(r.get("cmds"), 1),
+            f(r.get("scripts"), 2)))
 out("")
 out("Crashed holder (kill -9, expiry 300 ms): the lock taken, ms after its expiry:")
 out("")

@@ -639,8 +639,9 @@ static int cmd_pairs(opts_t *o)
 typedef struct {
     _Atomic int64_t t_rel; /* the latest release call's start */
     atomic_int last;       /* who made it */
-    atomic_long n;
+    atomic_long n, nw;
     int64_t lat[CONTEND_HO_MAX];
+    int64_t wait[CONTEND_HO_MAX]; /* every successful acquire call's duration */
 } contend_shm;
 
 static int cmd_contend(opts_t *o)
@@ -683,6 +684,9 @@ static int cmd_contend(opts_t *o)
                     got++;
                     if ((t_acq - t) / 1000 > worst_us[i])
                         worst_us[i] = (t_acq - t) / 1000;
+                    long kw = atomic_fetch_add(&ho->nw, 1);
+                    if (kw < CONTEND_HO_MAX)
+                        ho->wait[kw] = t_acq - t;
                     int64_t tr = atomic_load(&ho->t_rel);
                     if (atomic_load(&ho->last) != i && tr > t) {
                         long k = atomic_fetch_add(&ho->n, 1);
@@ -722,8 +726,15 @@ static int cmd_contend(opts_t *o)
         k = CONTEND_HO_MAX;
     for (long j = 0; j < k; j++)
         ho->lat[j] /= 100; /* 0.1 us units */
-    printf("],\"total\":%ld,\"errors\":%ld,\"worst_wait_ms\":%.1f,\"unit\":\"0.1us\",", total,
-           bad, (double)worst / 1000.0);
+    long kw = atomic_load(&ho->nw);
+    if (kw > CONTEND_HO_MAX)
+        kw = CONTEND_HO_MAX;
+    qsort(ho->wait, (size_t)kw, sizeof ho->wait[0], cmp_i64);
+    printf("],\"total\":%ld,\"errors\":%ld,\"worst_wait_ms\":%.1f,", total, bad,
+           (double)worst / 1000.0);
+    printf("\"wait_p50_ms\":%.3f,\"wait_p99_ms\":%.3f,\"wait_p999_ms\":%.3f,\"unit\":\"0.1us\",",
+           kw ? (double)ho->wait[kw / 2] / 1e6 : 0.0, kw ? (double)ho->wait[kw * 99 / 100] / 1e6 : 0.0,
+           kw ? (double)ho->wait[kw * 999 / 1000] / 1e6 : 0.0);
     print_i64_array("handoff", ho->lat, (size_t)k);
     printf("}\n");
     return 0;

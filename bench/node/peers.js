@@ -8,8 +8,9 @@
 //                         --count K --expire-ms E [--limit L] [--name K]
 //
 // Prints one JSON object, with rl_bench's keys:
-//   contend: counts (acquisitions per process within D), total, worst_wait_ms (the longest
-//            acquire call), handoff (0.1 us units: an acquire's return minus the start of the
+//   contend: counts (acquisitions per process within D, from a common start once every
+//            process is connected), total, worst_wait_ms (the longest acquire call) and
+//            wait_p50/p99/p999_ms, handoff (0.1 us units: an acquire's return minus the start of the
 //            latest release call made by another process, when that release started after
 //            this acquire call did; the same definition as rl_bench contend)
 //   crash:   late_us: a holder takes its lock/permit with expiry E (for the semaphore, the
@@ -36,8 +37,7 @@ function parseArgs(argv) {
               expireMs: 300, name: '' };
   const map = { '--impl': 'impl', '--url': 'url', '--procs': 'procs', '--hold-ms': 'holdMs',
                 '--duration-ms': 'durationMs', '--limit': 'limit', '--count': 'count',
-                '--expire-ms': 'expireMs', '--name': 'name', '--start-us': 'startUs',
-                '--me': 'me' };
+                '--expire-ms': 'expireMs', '--name': 'name', '--me': 'me' };
   for (let i = 0; i < argv.length; i++) {
     const k = map[argv[i]];
     if (!k || i + 1 >= argv.length) throw new Error(`unknown or incomplete option ${argv[i]}`);
@@ -72,8 +72,13 @@ async function child(o) {
   const redis = new Redis(o.url, { enableAutoPipelining: false, lazyConnect: false });
   const h = makeHandle(o, redis, 600000);
   await redis.ping();
-  const end = o.startUs + o.durationMs * 1000;
-  while (nowUs() < o.startUs) await sleep(Math.max(0, (o.startUs - nowUs()) / 1000));
+  // ready; the parent answers with the common start instant once every child is
+  const startUs = await new Promise((resolve) => {
+    process.on('message', (m) => resolve(m.startUs));
+    process.send({ ready: true });
+  });
+  const end = startUs + o.durationMs * 1000;
+  while (nowUs() < startUs) await sleep(Math.max(0, (startUs - nowUs()) / 1000));
   const acq = []; // [t_call, t_acq] (us)
   const rel = []; // t_release_start (us)
   while (nowUs() < end) {
@@ -89,21 +94,31 @@ async function child(o) {
 }
 
 async function contend(o) {
-  const startUs = nowUs() + 500000 + o.procs * 80000; // 32 Node processes take seconds to start
   const kids = [];
+  const procs = [];
   const results = [];
+  let ready = 0;
+  let startUs = 0;
+  let allReady;
+  const readyP = new Promise((r) => { allReady = r; });
   for (let i = 0; i < o.procs; i++) {
     const args = ['child', '--impl', o.impl, '--url', o.url, '--procs', String(o.procs), '--hold-ms',
                   String(o.holdMs), '--duration-ms', String(o.durationMs), '--limit', String(o.limit),
-                  '--name', o.name, '--start-us', String(startUs), '--me', String(i)];
+                  '--name', o.name, '--me', String(i)];
     const k = fork(__filename, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    procs.push(k);
     kids.push(new Promise((resolve, reject) => {
-      k.on('message', (m) => results.push(m));
+      k.on('message', (m) => {
+        if (m.ready) { if (++ready === o.procs) allReady(); } else results.push(m);
+      });
       k.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`child ${i} exit ${code}`))));
     }));
   }
   const timer = setTimeout(() => { console.error('peers.js: children did not finish'); process.exit(2); },
                            o.durationMs + 60000 + o.procs * 1000);
+  await readyP;
+  startUs = nowUs() + 200000;
+  for (const k of procs) k.send({ startUs });
   await Promise.all(kids);
   clearTimeout(timer);
   const end = startUs + o.durationMs * 1000;
@@ -113,11 +128,13 @@ async function contend(o) {
   for (const r of results) for (const t of r.rel) rels.push([t, r.me]);
   rels.sort((a, b) => a[0] - b[0]);
   const ho = [];
+  const waits = [];
   for (const r of results) {
     for (const [t, ta] of r.acq) {
       if (ta >= end) continue;
       counts[r.me]++;
       worst = Math.max(worst, ta - t);
+      waits.push(ta - t);
       // the latest release start <= ta
       let lo = 0, hi = rels.length - 1, k = -1;
       while (lo <= hi) {
@@ -128,8 +145,11 @@ async function contend(o) {
     }
   }
   const total = counts.reduce((a, b) => a + b, 0);
+  waits.sort((a, b) => a - b);
+  const wq = (q) => (waits.length ? waits[Math.floor(waits.length * q)] / 1000 : 0);
   console.log(JSON.stringify({ impl: o.impl, procs: o.procs, hold_ms: o.holdMs, duration_ms: o.durationMs,
                                limit: o.limit, counts, total, errors: 0, worst_wait_ms: worst / 1000,
+                               wait_p50_ms: wq(0.5), wait_p99_ms: wq(0.99), wait_p999_ms: wq(0.999),
                                unit: '0.1us', handoff: ho }));
 }
 
