@@ -96,11 +96,11 @@ def contend(name):
 
 
 def monitor_handoffs(name):
-    """From a MONITOR capture of a 1-waiter hand-off: for each release script, the inner
-    commands it ran, the next command from another client (the new owner's: a fair
-    grantee's claim, queued behind its BLPOP; a plain waiter's SET NX after its BLPOP
-    returned), that command's inner commands, and the gap (us) between the release's last
-    inner command and it. Returns medians, or None."""
+    """From a MONITOR capture of a 1-waiter hand-off: for each release script (a script that
+    ran LPUSH: the fair grant's wake list or the plain signal), the inner commands it ran,
+    the next command from another client (the new owner's try, which the library queues
+    behind its BLPOP), that command's inner commands, and the gap (us) between the
+    release's last inner command and it. Returns medians, or None."""
     groups = []  # [ts_first, ts_last, client, words, n_inner]
     try:
         with open(os.path.join(RAW, name + ".txt"), errors="replace") as fh:
@@ -114,14 +114,15 @@ def monitor_handoffs(name):
                     if groups:
                         groups[-1][1] = ts
                         groups[-1][4] += 1
+                        groups[-1][5].add(words[0] if words else "")
                     continue
-                groups.append([ts, ts, client, words, 0])
+                groups.append([ts, ts, client, words, 0, set()])
     except OSError:
         return None
     rel_inner, next_inner, gaps, names = [], [], [], {}
     for i, g in enumerate(groups):
-        if g[3][:1] != ["evalsha"] or "release" not in g[3] or g[4] < 3:
-            continue  # a release script that did release (not one that found nothing)
+        if g[3][:1] != ["evalsha"] or "lpush" not in g[5]:
+            continue  # only a release that handed on (a grant or a signal)
         nxt = next((h for h in groups[i + 1:] if h[2] != g[2] and h[3][:1] != ["client"]), None)
         if not nxt:
             continue
@@ -264,16 +265,16 @@ if mf and mp and fr8 and pl8:
     if RTT_MS and fr8.get("script_us"):
         crit = 2 * fr8["script_us"] / 1000.0
         out("")
-        out("A fair hand-off needs no second round trip: the grantee's claim runs %s us after the "
-            "grant (it was queued behind the BLPOP), where a plain waiter's SET NX comes %s us "
-            "after the release (a round trip through the waiter). What costs is server time: "
-            "two scripts run back to back on the hand-off path (the release, which purges and "
-            "grants, then the claim), about 2 x %s us = %s ms = **%s RTT** on this machine, "
-            "before any network or wake-up time; the plain lock's path runs one script of "
-            "%s us. The fair scripts run %d + %d commands against the plain release's %d." % (
-                f(mf["gap_us"]), f(mp["gap_us"]), f(fr8["script_us"]), f(crit, 3),
-                f(rtt(crit)), f(pl8.get("script_us")), mf["release_inner"], mf["next_inner"],
-                mp["release_inner"]))
+        out("Neither hand-off has a second round trip: the new owner's try runs %s us (fair) and "
+            "%s us (plain) after the release script, queued behind the BLPOP. What differs is "
+            "server time: two scripts run back to back on the hand-off path (the release, which "
+            "purges and grants, then the grantee's claim), %d + %d commands for the fair lock "
+            "against %d + %d for the plain one; at %s us per fair script call (the run's average) that is about "
+            "%s ms = **%s RTT** on this machine, before any network or wake-up time (plain: %s us "
+            "per script call)." % (
+                f(mf["gap_us"]), f(mp["gap_us"]), mf["release_inner"], mf["next_inner"],
+                mp["release_inner"], mp["next_inner"], f(fr8["script_us"]), f(crit, 3),
+                f(rtt(crit)), f(pl8.get("script_us"))))
     out("")
 d = load("prims_fair_dead")
 out("### A dead waiter in the fair queue (kill -9; target: the next waiter holds the lock within queue_lease_ms + 20 ms)")
@@ -378,15 +379,17 @@ if all(g(("fair", 10, n)) for n in (8, 16, 32)):
                  " / ".join(f(g(("plain", 10, n))["w999"]) for n in (8, 16, 32)) if all(g(("plain", 10, n)) for n in (8, 16, 32)) else "n/a"))
 if fr8 and fr8.get("script_us") and RTT_MS:
     R.append("- **Fair hand-off (the library)**: no extra round trip (the claim is queued behind the "
-             "BLPOP, see the MONITOR table), but the two scripts on the hand-off path cost about "
+             "BLPOP, see the MONITOR table, as for the plain lock), but the two scripts on the "
+             "hand-off path cost about "
              "2 x %s us = %s RTT of server time, against %s us for the plain release script: every "
              "fair script begins with TIME + ZRANGEBYSCORE (the purge); the release also reads the "
              "head (ZRANGE, ZSCORE of its lease) and deletes two wake lists before the LPUSH; the "
              "claim rewrites lock:NAME (already the grantee's since the grant) and deletes a wake "
              "list the BLPOP has just emptied; every enqueueing try reads and resets both sets' "
              "expiries (PTTL + PEXPIRE twice). That alone exceeds the 1.5 RTT target before network "
-             "and wake-up time; the rest of the p50 (the plain lock needs %s RTT for its own 2-RTT path "
-             "in the same run) is the waking of the waiter's process on the shared CPU. Dropping the "
+             "and wake-up time; the rest of the p50 (the plain lock, the same path with lighter "
+             "scripts, measures %s RTT in the same run) is the waking of the waiter's process on "
+             "the shared CPU. Dropping the "
              "redundant rewrite and deletes would shorten the path (each redis.call costs a few us "
              "here); the p99 (tens of RTT for both locks) is the loaded machine." % (
                  f(fr8["script_us"]), f(rtt(2 * fr8["script_us"] / 1000.0)), f(pl8.get("script_us") if pl8 else None),
@@ -402,6 +405,18 @@ if cs_ and g(("plain", 10, 8)):
                  f(rtt(g(("plain", 10, 8))["ho_p50"])), f(rtt(cs_["ho_p50"])),
                  f(ns["ho_p50"] / cs_["ho_p50"] if ns and cs_["ho_p50"] else None, 1),
                  f(cs_.get("scripts"), 2), f(cs_.get("script_us"))))
+crash = {k: load("prims_crash_" + k) for k in ("plain", "sem", "redlock", "mutex", "semaphore")}
+if all(crash.values()):
+    def cr(k, fn):
+        v = [x / 1000 for x in crash[k]["late_us"]]
+        return f(fn(v))
+    R.append("- **Crashed holders**: our takeovers land %s ms (lock) and %s ms (semaphore) after the "
+             "expiry at the median, the peers' %s / %s / %s ms (redlock / Mutex / Semaphore: they "
+             "poll); our worst single trials (%s ms lock, %s ms semaphore) are single outliers "
+             "on the loaded machine (not examined further)." % (
+                 cr("plain", lambda v: pct(v, 50)), cr("sem", lambda v: pct(v, 50)),
+                 cr("redlock", lambda v: pct(v, 50)), cr("mutex", lambda v: pct(v, 50)),
+                 cr("semaphore", lambda v: pct(v, 50)), cr("plain", max), cr("sem", max)))
 rl8, rl32 = contend("prims_contend_redlock_h10_n8"), contend("prims_contend_redlock_h10_n32")
 mu32 = contend("prims_contend_mutex_h10_n32")
 if rl8 and rl32 and mu32:
