@@ -7,6 +7,47 @@
 
 #include <string.h>
 
+/* Lua pieces that several scripts share, spliced in as string literals (a script's text,
+ * and so its SHA1, stays what it was). */
+/* An integer as Redis wants it in a command (no exponent). */
+#define LUA_NUM \
+    "local function num(x)\n" \
+    "    return string.format('%d', x)\n" \
+    "end\n"
+
+/* The server's clock in ms. */
+#define LUA_NOW_MS \
+    "local function now_ms()\n" \
+    "    local t = redis.call('time')\n" \
+    "    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "end\n"
+
+/* The fair lock's queue: purge lapsed waiters, grant to one (both fair scripts). */
+#define LUA_FAIR_QUEUE \
+    "-- drop the waiters whose queue lease lapsed; a grant one of them never claimed is deleted\n" \
+    "local function purge(lock, queue, lease, now)\n" \
+    "    local dead = redis.call('zrangebyscore', lease, '-inf', num(now))\n" \
+    "    for _, w in ipairs(dead) do\n" \
+    "        redis.call('zrem', queue, w)\n" \
+    "        redis.call('zrem', lease, w)\n" \
+    "        if redis.call('get', lock) == w then\n" \
+    "            redis.call('del', lock)\n" \
+    "        end\n" \
+    "    end\n" \
+    "end\n" \
+    "-- give the lock to waiter w for what is left of its lease, and wake only it\n" \
+    "local function grant(lock, lease, prefix, w, now)\n" \
+    "    local left = tonumber(redis.call('zscore', lease, w)) - now\n" \
+    "    if left < 1 then\n" \
+    "        left = 1\n" \
+    "    end\n" \
+    "    redis.call('set', lock, w, 'PX', num(left))\n" \
+    "    local wake = prefix .. w\n" \
+    "    redis.call('del', wake)\n" \
+    "    redis.call('lpush', wake, 1)\n" \
+    "    redis.call('pexpire', wake, num(left))\n" \
+    "end\n"
+
 static const struct {
     const char *source;
     const char *sha;
@@ -84,36 +125,7 @@ static const struct {
     [RL_SCRIPT_FAIR_TRY] = {
     "-- redis-lock fair try: KEYS lock, fence, queue, lease; ARGV id, px (0: none), fencing (1/0),\n"
     "-- queue lease (ms), wake prefix, enqueue (1/0)\n"
-    "local function now_ms()\n"
-    "    local t = redis.call('time')\n"
-    "    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "end\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
-    "-- drop the waiters whose queue lease lapsed; a grant one of them never claimed is deleted\n"
-    "local function purge(lock, queue, lease, now)\n"
-    "    local dead = redis.call('zrangebyscore', lease, '-inf', num(now))\n"
-    "    for _, w in ipairs(dead) do\n"
-    "        redis.call('zrem', queue, w)\n"
-    "        redis.call('zrem', lease, w)\n"
-    "        if redis.call('get', lock) == w then\n"
-    "            redis.call('del', lock)\n"
-    "        end\n"
-    "    end\n"
-    "end\n"
-    "-- give the lock to waiter w for what is left of its lease, and wake only it\n"
-    "local function grant(lock, lease, prefix, w, now)\n"
-    "    local left = tonumber(redis.call('zscore', lease, w)) - now\n"
-    "    if left < 1 then\n"
-    "        left = 1\n"
-    "    end\n"
-    "    redis.call('set', lock, w, 'PX', num(left))\n"
-    "    local wake = prefix .. w\n"
-    "    redis.call('del', wake)\n"
-    "    redis.call('lpush', wake, 1)\n"
-    "    redis.call('pexpire', wake, num(left))\n"
-    "end\n"
+    LUA_NOW_MS LUA_NUM LUA_FAIR_QUEUE
     "local lock, fence, queue, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local id, px, lease_ms, prefix = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]\n"
     "local now = now_ms()\n"
@@ -181,36 +193,7 @@ static const struct {
     [RL_SCRIPT_FAIR_LEAVE] = {
     "-- redis-lock fair release/leave/give back: KEYS lock, signal, queue, lease;\n"
     "-- ARGV id, signal expiry (ms), mode (release, leave, giveback), wake prefix\n"
-    "local function now_ms()\n"
-    "    local t = redis.call('time')\n"
-    "    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "end\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
-    "-- drop the waiters whose queue lease lapsed; a grant one of them never claimed is deleted\n"
-    "local function purge(lock, queue, lease, now)\n"
-    "    local dead = redis.call('zrangebyscore', lease, '-inf', num(now))\n"
-    "    for _, w in ipairs(dead) do\n"
-    "        redis.call('zrem', queue, w)\n"
-    "        redis.call('zrem', lease, w)\n"
-    "        if redis.call('get', lock) == w then\n"
-    "            redis.call('del', lock)\n"
-    "        end\n"
-    "    end\n"
-    "end\n"
-    "-- give the lock to waiter w for what is left of its lease, and wake only it\n"
-    "local function grant(lock, lease, prefix, w, now)\n"
-    "    local left = tonumber(redis.call('zscore', lease, w)) - now\n"
-    "    if left < 1 then\n"
-    "        left = 1\n"
-    "    end\n"
-    "    redis.call('set', lock, w, 'PX', num(left))\n"
-    "    local wake = prefix .. w\n"
-    "    redis.call('del', wake)\n"
-    "    redis.call('lpush', wake, 1)\n"
-    "    redis.call('pexpire', wake, num(left))\n"
-    "end\n"
+    LUA_NOW_MS LUA_NUM LUA_FAIR_QUEUE
     "local lock, signal, queue, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local id, mode, prefix = ARGV[1], ARGV[3], ARGV[4]\n"
     "local owner = redis.call('get', lock)\n"
@@ -242,9 +225,7 @@ static const struct {
     "-- (1/0), shared marker\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
     "local function follow(lock, shared)\n"
     "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
@@ -310,9 +291,7 @@ static const struct {
     "-- shared marker\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
     "local function follow(lock, shared)\n"
     "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
@@ -349,9 +328,7 @@ static const struct {
     "-- redis-lock shared extend: KEYS lock, shared; ARGV id, expiry (ms), shared marker\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "local lock, shared = KEYS[1], KEYS[2]\n"
     "local s = redis.call('zscore', shared, ARGV[1])\n"
     "if redis.call('get', lock) ~= ARGV[3] or not s or (s ~= 'inf' and tonumber(s) <= now) then\n"
@@ -375,9 +352,7 @@ static const struct {
     "-- limit\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "-- the permits' key and the limit's live as long as the latest permit\n"
     "local function follow(permits, limit)\n"
     "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
@@ -445,9 +420,7 @@ static const struct {
     "-- redis-lock semaphore release: KEYS permits, limit, signal; ARGV id, signal expiry (ms)\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "-- the permits' key and the limit's live as long as the latest permit\n"
     "local function follow(permits, limit)\n"
     "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
@@ -486,9 +459,7 @@ static const struct {
     "-- redis-lock semaphore extend: KEYS permits, limit; ARGV id, expiry (ms)\n"
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local function num(x)\n"
-    "    return string.format('%d', x)\n"
-    "end\n"
+    LUA_NUM
     "-- the permits' key and the limit's live as long as the latest permit\n"
     "local function follow(permits, limit)\n"
     "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
