@@ -64,10 +64,15 @@ typedef enum {
 
 typedef struct redis_lock_client redis_lock_client;
 
-#define REDIS_LOCK_CLIENT_OPTIONS_VERSION 2
+#define REDIS_LOCK_CLIENT_OPTIONS_VERSION 3
 typedef struct {
     unsigned version;       /* REDIS_LOCK_CLIENT_OPTIONS_VERSION */
     const char *url;        /* redis://[[user]:pass@]host[:port][/db],
+                               redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]
+                               /MASTER[/db] (the sentinels to ask for MASTER, default port
+                               26379; rediss+sentinel:// over TLS; parameters
+                               sentinel_user, sentinel_password, min_replicas,
+                               replica_timeout_ms, on any scheme but the first two),
                                rediss://... (the same over TLS; query parameters cacert,
                                cacertdir, cert, key, sni, insecure as below) or
                                unix://[[user]:pass@]/path[?db=N];
@@ -90,6 +95,15 @@ typedef struct {
     const char *tls_key;       /* its private key (PEM) */
     const char *tls_sni;       /* server name sent and verified; NULL: the URL's host */
     int tls_insecure;          /* nonzero: no verification at all (logged as a warning) */
+    /* Version 3: Sentinel and replica acknowledgement (URL parameters of the same names
+     * override them). */
+    const char *sentinel_user;     /* the sentinels' own credentials (redis+sentinel://
+                                      URLs only; the URL's user:pass are the data nodes') */
+    const char *sentinel_password;
+    int min_replicas;       /* > 0: every acquire, extend and renewal is followed by
+                               WAIT min_replicas replica_timeout_ms on its connection;
+                               fewer acknowledgements: REDIS_LOCK_EREPLICA (default 0) */
+    int replica_timeout_ms; /* 0: the default, 1000 */
 } redis_lock_client_options;
 
 /* Fill opts with the defaults: the fields of `version` (the macro passes the header's). */

@@ -48,6 +48,8 @@ void rl_client_check_fork(redis_lock_client *c)
             rl_conn_close(conn);
             conn = next;
         }
+        pthread_mutex_init(&c->resolve_mu, NULL);
+        rl_sentinel_free(c); /* the parent's subscription: closed without a word */
         rl_renewer_forget(c);
         __atomic_store_n(&c->fork_gen, gen, __ATOMIC_RELEASE);
     }
@@ -70,6 +72,7 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
 static const size_t client_options_ends[] = {
     [1] = RL_FIELD_END(redis_lock_client_options, log_payload),
     [2] = RL_FIELD_END(redis_lock_client_options, tls_insecure),
+    [3] = RL_FIELD_END(redis_lock_client_options, replica_timeout_ms),
 };
 _Static_assert(sizeof client_options_ends / sizeof *client_options_ends ==
                    REDIS_LOCK_CLIENT_OPTIONS_VERSION + 1,
@@ -81,6 +84,7 @@ void redis_lock_client_options_init_version(redis_lock_client_options *opts, uns
     memset(&d, 0, sizeof d);
     d.connect_timeout_ms = 2000;
     d.command_timeout_ms = 2000;
+    d.replica_timeout_ms = 1000;
     rl_options_init(opts, &d, client_options_ends, REDIS_LOCK_CLIENT_OPTIONS_VERSION, version);
 }
 
@@ -89,16 +93,54 @@ void(redis_lock_client_options_init)(redis_lock_client_options *opts)
     redis_lock_client_options_init_version(opts, 1);
 }
 
+/* Sentinel: take in what +switch-master said (subscribing again, at most once a second,
+ * when the subscription is gone). */
+static void sentinel_check(redis_lock_client *c)
+{
+    int64_t now = rl_now_ms();
+    pthread_mutex_lock(&c->mu);
+    rl_sentinel_poll_locked(c);
+    bool resub = !c->sub && now >= c->sub_retry_ms;
+    if (resub)
+        c->sub_retry_ms = now + 1000;
+    pthread_mutex_unlock(&c->mu);
+    if (resub)
+        rl_sentinel_resubscribe(c);
+}
+
+bool rl_client_conn_current(redis_lock_client *c, rl_conn *conn)
+{
+    if (!c->url.sentinel)
+        return true;
+    sentinel_check(c);
+    pthread_mutex_lock(&c->mu);
+    bool ok = conn->epoch == c->epoch && !conn->demoted;
+    pthread_mutex_unlock(&c->mu);
+    if (!ok)
+        rl_log(c, LOG_DEBUG, "dropping a connection to %s:%d, a former master", conn->host,
+               conn->port);
+    return ok;
+}
+
 int rl_client_get(redis_lock_client *c, rl_conn **out)
 {
+    if (c->url.sentinel)
+        sentinel_check(c);
     for (;;) {
         pthread_mutex_lock(&c->mu);
         rl_conn *conn = c->pool;
         if (conn)
             c->pool = conn->next;
+        unsigned long epoch = c->epoch;
         pthread_mutex_unlock(&c->mu);
         if (!conn)
             break;
+        if (c->url.sentinel && conn->epoch != epoch) {
+            rl_log(c, LOG_DEBUG, "dropping a connection to %s:%d, a former master", conn->host,
+                   conn->port);
+            rl_conn_close(conn);
+            continue;
+        }
         if (rl_conn_idle_ok(conn)) {
             conn->next = NULL;
             *out = conn;
@@ -141,14 +183,50 @@ void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok)
 {
     if (!conn)
         return;
-    if (!ok || conn->fork_gen != rl_fork_gen()) {
+    if (c->url.sentinel && (conn->demoted || !ok))
+        /* a lost connection: the master may have moved; demoted: it did */
+        rl_sentinel_invalidate(c, conn->epoch, conn->demoted);
+    if (!ok || conn->demoted || conn->fork_gen != rl_fork_gen()) {
         rl_conn_close(conn);
         return;
     }
     pthread_mutex_lock(&c->mu);
+    if (c->url.sentinel && conn->epoch != c->epoch) {
+        pthread_mutex_unlock(&c->mu);
+        rl_conn_close(conn);
+        return;
+    }
     conn->next = c->pool;
     c->pool = conn;
     pthread_mutex_unlock(&c->mu);
+}
+
+/* The options' Sentinel and replica fields, where the URL did not set them (a query
+ * parameter overrides its field). */
+static int take_sentinel_options(redis_lock_client *c)
+{
+    rl_url *u = &c->url;
+    const redis_lock_client_options *o = &c->opts;
+    if ((o->sentinel_user || o->sentinel_password) && !u->sentinel) {
+        rl_log(c, LOG_DEBUG, "sentinel_user/sentinel_password ignored: not a Sentinel URL");
+    } else {
+        if (!u->sentinel_user && o->sentinel_user && !(u->sentinel_user = rl_strdup(o->sentinel_user)))
+            return rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a client");
+        if (!u->sentinel_password && o->sentinel_password &&
+            !(u->sentinel_password = rl_strdup(o->sentinel_password)))
+            return rl_error(REDIS_LOCK_ENOMEM, "out of memory creating a client");
+    }
+    if (u->min_replicas < 0)
+        u->min_replicas = o->min_replicas;
+    if (u->replica_timeout_ms < 0)
+        u->replica_timeout_ms = o->replica_timeout_ms;
+    if (u->min_replicas < 0 || u->min_replicas > 1000)
+        return rl_error(REDIS_LOCK_EINVAL, "min_replicas must be 0 to 1000");
+    if (u->replica_timeout_ms < 0)
+        return rl_error(REDIS_LOCK_EINVAL, "replica_timeout_ms must be >= 0");
+    if (u->replica_timeout_ms == 0)
+        u->replica_timeout_ms = 1000;
+    return 0;
 }
 
 int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_options *opts)
@@ -176,14 +254,19 @@ int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_opti
     c->opts.url = NULL;
     c->fork_gen = rl_fork_gen();
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->resolve_mu, NULL);
     const char *url = opts->url;
     if (!url)
         url = getenv("REDIS_URL");
     if (!url || !*url)
         url = "redis://127.0.0.1:6379/0";
     int rc = rl_url_parse(&c->url, url);
+    if (!rc)
+        rc = take_sentinel_options(c);
     if (rc) {
+        rl_url_free(&c->url);
         pthread_mutex_destroy(&c->mu);
+        pthread_mutex_destroy(&c->resolve_mu);
         free(c);
         return rc;
     }
@@ -192,6 +275,7 @@ int redis_lock_client_open(redis_lock_client **out, const redis_lock_client_opti
     /* the caller's strings need not outlive this call: TLS has what it needs in c->url */
     c->opts.tls_cacert = c->opts.tls_cacertdir = c->opts.tls_cert = c->opts.tls_key = NULL;
     c->opts.tls_sni = NULL;
+    c->opts.sentinel_user = c->opts.sentinel_password = NULL;
     if (rc) {
         redis_lock_client_close(c);
         return rc;
@@ -219,7 +303,9 @@ void redis_lock_client_close(redis_lock_client *c)
         rl_conn_close(conn);
         conn = next;
     }
+    rl_sentinel_free(c);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->resolve_mu);
     rl_tls_client_free(c);
     rl_url_free(&c->url);
     free(c);

@@ -147,7 +147,8 @@ static int io_error(redis_lock_client *c, const rl_conn *conn, const char *doing
     return rl_error(code, "%s Redis at %s: %s", doing, c->url.masked, why);
 }
 
-static int connect_socket(redis_lock_client *c, int64_t deadline, int *out_fd)
+static int connect_socket(redis_lock_client *c, const char *host, int port, int64_t deadline,
+                          int *out_fd)
 {
     const rl_url *u = &c->url;
     struct addrinfo *res = NULL, *ai;
@@ -164,15 +165,15 @@ static int connect_socket(redis_lock_client *c, int64_t deadline, int *out_fd)
         snprintf(what, sizeof what, "%s", u->host);
     } else {
         struct addrinfo hints = {0};
-        char port[16];
+        char portbuf[16];
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
-        snprintf(port, sizeof port, "%d", u->port);
-        int gai = getaddrinfo(u->host, port, &hints, &res);
+        snprintf(portbuf, sizeof portbuf, "%d", port);
+        int gai = getaddrinfo(host, portbuf, &hints, &res);
         if (gai)
-            return rl_error(REDIS_LOCK_ECONN, "cannot resolve %s: %s", u->host,
+            return rl_error(REDIS_LOCK_ECONN, "cannot resolve %s: %s", host,
                             gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-        snprintf(what, sizeof what, "%s:%d", u->host, u->port);
+        snprintf(what, sizeof what, "%s:%d", host, port);
     }
     for (ai = res;; ai = ai->ai_next) {
         const struct sockaddr *sa;
@@ -273,6 +274,19 @@ static int reader_error(redis_lock_client *c, rl_conn *conn)
                     conn->reader->errstr);
 }
 
+/* Under Sentinel, a reply that says the node is a master no more: READONLY (a write on a
+ * replica, from a command or a script), or a blocked command ended by the role change. */
+static bool is_demotion(const redisReply *r)
+{
+    static const char *const prefixes[] = {"READONLY ", "UNBLOCKED force unblock"};
+    if (r->type != REDIS_REPLY_ERROR)
+        return false;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (r->len >= strlen(prefixes[i]) && memcmp(r->str, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t deadline_ms,
                  int wake_fd)
 {
@@ -282,6 +296,15 @@ int rl_conn_read(redis_lock_client *c, rl_conn *conn, redisReply **out, int64_t 
         if (redisReaderGetReply(conn->reader, &reply) != REDIS_OK)
             return reader_error(c, conn);
         if (reply) {
+            if (c->url.sentinel && is_demotion(reply)) {
+                redisReply *e = reply;
+                conn->demoted = true;
+                int rc = rl_error(REDIS_LOCK_ECONN, "%s:%d is no longer the master of %s: %.*s",
+                                  conn->host, conn->port, c->url.master_name,
+                                  (int)(e->len > 200 ? 200 : e->len), e->str);
+                freeReplyObject(reply);
+                return rc;
+            }
             *out = reply;
             return 0;
         }
@@ -392,12 +415,12 @@ bool rl_conn_idle_ok(rl_conn *conn)
     return conn->tr->read(conn, &b, 1, &ev) < 0 && errno == EAGAIN && !conn->tr->pending(conn);
 }
 
-int rl_conn_open(redis_lock_client *c, rl_conn **out)
+int rl_conn_connect(redis_lock_client *c, const char *host, int port, int64_t deadline,
+                    rl_conn **out)
 {
     int fd = -1, rc;
     *out = NULL;
-    int64_t deadline = rl_now_ms() + c->opts.connect_timeout_ms;
-    if ((rc = connect_socket(c, deadline, &fd)))
+    if ((rc = connect_socket(c, host, port, deadline, &fd)))
         return rc;
     rl_conn *conn = rl_calloc(1, sizeof *conn);
     if (!conn) {
@@ -407,6 +430,8 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
     conn->fd = fd;
     conn->tr = &tcp_transport;
     conn->fork_gen = rl_fork_gen();
+    snprintf(conn->host, sizeof conn->host, "%s", host);
+    conn->port = port;
     conn->reader = rl_reader_create();
     if (!conn->reader) {
         rl_conn_close(conn);
@@ -416,6 +441,28 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
         rl_conn_close(conn);
         return rc;
     }
+    *out = conn;
+    return 0;
+}
+
+/* Is a ROLE reply a master's? */
+static bool role_is_master(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+           r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+}
+
+/* One connection to host:port (the URL's, or the master the sentinels named): AUTH, SELECT,
+ * CLIENT ID and, under Sentinel, ROLE in one round trip. *not_master: ROLE said otherwise. */
+static int open_data(redis_lock_client *c, const char *host, int port, int64_t deadline,
+                     rl_conn **out, bool *not_master)
+{
+    int rc;
+    rl_conn *conn;
+    *out = NULL;
+    *not_master = false;
+    if ((rc = rl_conn_connect(c, host, port, deadline, &conn)))
+        return rc;
     /* AUTH, SELECT and CLIENT ID in one round trip. */
     rl_buf b = {0};
     char db[16];
@@ -437,7 +484,11 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
         const char *argv[2] = {"CLIENT", "ID"};
         rc = rl_buf_add(&b, 2, argv, NULL);
     }
-    redisReply *r[3] = {NULL, NULL, NULL};
+    if (!rc && c->url.sentinel) {
+        const char *argv[1] = {"ROLE"};
+        rc = rl_buf_add(&b, 1, argv, NULL);
+    }
+    redisReply *r[4] = {NULL, NULL, NULL, NULL};
     if (!rc)
         rc = rl_conn_pipeline(c, conn, &b, r);
     if (!rc) {
@@ -455,8 +506,18 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
             conn->client_id = 0; /* an ACL without CLIENT: waits end by dropping the conn */
         else if (!rc && r[i] && r[i]->type == REDIS_REPLY_ERROR)
             rc = rl_reply_error(r[i], "CLIENT ID failed");
+        i++;
+        if (!rc && c->url.sentinel && !role_is_master(r[i])) {
+            *not_master = true;
+            rc = rl_error(REDIS_LOCK_ECONN, "%s:%d is not the master of %s (ROLE: %s)", host,
+                          port, c->url.master_name,
+                          r[i] && r[i]->type == REDIS_REPLY_ARRAY && r[i]->elements &&
+                                  r[i]->element[0]->type == REDIS_REPLY_STRING
+                              ? r[i]->element[0]->str
+                              : "no answer");
+        }
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (r[i])
             freeReplyObject(r[i]);
     rl_buf_free(&b);
@@ -464,7 +525,43 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
         rl_conn_close(conn);
         return rc;
     }
-    rl_log(c, LOG_DEBUG, "connected to %s (client id %lld)", c->url.masked, conn->client_id);
+    rl_log(c, LOG_DEBUG, "connected to %s (%s:%d, client id %lld)", c->url.masked, host, port,
+           conn->client_id);
     *out = conn;
     return 0;
+}
+
+int rl_conn_open(redis_lock_client *c, rl_conn **out)
+{
+    int64_t deadline = rl_now_ms() + c->opts.connect_timeout_ms;
+    bool not_master;
+    if (!c->url.sentinel)
+        return open_data(c, c->url.host, c->url.port, deadline, out, &not_master);
+    /* Sentinel: the master the sentinels name, if ROLE agrees; else ask again (backing off)
+     * until the connect timeout. */
+    rl_backoff bo = {0};
+    for (;;) {
+        char host[256];
+        int port;
+        unsigned long epoch;
+        int rc = rl_sentinel_master(c, deadline, host, sizeof host, &port, &epoch);
+        if (rc)
+            return rc;
+        rc = open_data(c, host, port, deadline, out, &not_master);
+        if (!rc) {
+            (*out)->epoch = epoch;
+            return 0;
+        }
+        if (rc != REDIS_LOCK_ECONN)
+            return rc;
+        rl_sentinel_invalidate(c, epoch, not_master);
+        int64_t wait = rl_backoff_next(&bo, 1000);
+        if (rl_now_ms() + wait >= deadline)
+            return rc;
+        rl_log(c, LOG_INFO, "%s; asking the sentinels again in %lld ms", redis_lock_last_error(),
+               (long long)wait);
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
 }

@@ -79,8 +79,12 @@ static inline void rl_backoff_reset(rl_backoff *b)
 
 /* ---- url.c ---- */
 typedef struct {
+    char *host;
+    int port;
+} rl_sentinel_addr;
+typedef struct {
     bool unix_socket;
-    char *host; /* or socket path */
+    char *host; /* or socket path; with sentinel, the first sentinel's until resolved */
     int port;
     char *user; /* NULL: none */
     char *password;
@@ -90,6 +94,14 @@ typedef struct {
     /* TLS query parameters (NULL / -1: not given) */
     char *cacert, *cacertdir, *cert, *key, *sni;
     int insecure;
+    /* redis+sentinel:// and rediss+sentinel:// */
+    bool sentinel;
+    char *master_name;
+    int nsentinels;
+    rl_sentinel_addr *sentinels;
+    char *sentinel_user, *sentinel_password; /* NULL: none */
+    /* any scheme (-1: not given) */
+    int min_replicas, replica_timeout_ms;
 } rl_url;
 int rl_url_parse(rl_url *out, const char *url);
 void rl_url_free(rl_url *u);
@@ -120,6 +132,10 @@ struct rl_conn {
     redisReader *reader;
     long long client_id;
     unsigned long fork_gen;
+    unsigned long epoch; /* Sentinel: the master resolution it was opened under */
+    bool demoted;        /* Sentinel: a reply said this node is no longer the master */
+    char host[256];      /* the node it is connected to (or the socket path), and port */
+    int port;
     struct rl_conn *next;
 };
 
@@ -182,6 +198,17 @@ struct redis_lock_client {
     unsigned long fork_gen;
     struct rl_renewer *renewer;
     struct ssl_ctx_st *tls_ctx; /* rediss://: one OpenSSL context for all connections */
+    /* Sentinel (sentinel.c), guarded by mu: the master's address as last resolved, its
+     * epoch (bumped whenever the resolution changes or the node is found demoted: pooled
+     * connections of an older epoch are closed, never reused) and the subscribed
+     * connection to one sentinel that hears +switch-master. */
+    char master_host[256];
+    int master_port;
+    unsigned long epoch;
+    bool resolved;
+    rl_conn *sub;
+    int64_t sub_retry_ms;
+    pthread_mutex_t resolve_mu; /* one resolution at a time */
 };
 /* Take a healthy connection from the pool, or open one. */
 int rl_client_get(redis_lock_client *c, rl_conn **out);
@@ -192,12 +219,34 @@ int rl_client_command(redis_lock_client *c, redisReply **out, int argc, const ch
 /* Make sure an idle connection waits in the pool (best effort): a wait that must end
  * itself sends CLIENT UNBLOCK from it, without paying a connect at its deadline. */
 void rl_client_ensure_spare(redis_lock_client *c);
+/* May a connection kept outside the pool (the renewal thread's) still be used? Under
+ * Sentinel: not when the master moved since it was opened. */
+bool rl_client_conn_current(redis_lock_client *c, rl_conn *conn);
 /* Give it back (ok) or close it (!ok: its state is unknown). */
 void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok);
 void rl_log(redis_lock_client *c, int level, const char *fmt, ...) RL_FORMAT(3, 4);
 unsigned long rl_fork_gen(void);
 /* Called at the top of every public call: after fork(), drop the parent's connections. */
 void rl_client_check_fork(redis_lock_client *c);
+
+/* ---- sentinel.c ---- */
+/* The master's address for a new data connection (asking the sentinels when it is not
+ * known), and the epoch it belongs to. ECONN when no sentinel answers by deadline_ms. */
+int rl_sentinel_master(redis_lock_client *c, int64_t deadline_ms, char *host, size_t hsize,
+                       int *port, unsigned long *epoch);
+/* The node of epoch `epoch` is not (or may no longer be) the master: ask the sentinels
+ * again before the next connection; demoted: also close every pooled connection to it. */
+void rl_sentinel_invalidate(redis_lock_client *c, unsigned long epoch, bool demoted);
+/* Read what the +switch-master subscription has received, without waiting (mu held). */
+void rl_sentinel_poll_locked(redis_lock_client *c);
+/* No +switch-master subscription: ask a sentinel for the master and subscribe (errors are
+ * logged, not returned: the pool's connections may still serve). */
+void rl_sentinel_resubscribe(redis_lock_client *c);
+/* Close the subscription (client close; after fork, without a word). */
+void rl_sentinel_free(redis_lock_client *c);
+/* Connect to host:port (TLS when the URL says so) and make a connection of it. */
+int rl_conn_connect(redis_lock_client *c, const char *host, int port, int64_t deadline_ms,
+                    rl_conn **out);
 
 /* ---- tls.c ---- */
 /* Build c->tls_ctx from the URL's TLS parameters and the options' tls_* fields (copied

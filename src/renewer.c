@@ -103,6 +103,10 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
     int rc = 0;
     for (int i = 0; i < n; i++)
         m->results[i] = -1;
+    if (r->conn && !rl_client_conn_current(c, r->conn)) {
+        rl_conn_close(r->conn);
+        r->conn = NULL;
+    }
     if (!r->conn && (rc = rl_conn_open(c, &r->conn)))
         goto out;
     /* one pipeline per extend script: locks, then shared holds, then permits */
@@ -161,7 +165,7 @@ out:
     if (rc) {
         rl_log(c, LOG_WARNING, "renewal failed: %s", redis_lock_last_error());
         if (!rl_conn_reusable(rc)) {
-            rl_conn_close(r->conn);
+            rl_client_put(c, r->conn, false); /* closed; under Sentinel, ask again */
             r->conn = NULL;
         }
     }

@@ -396,7 +396,7 @@ static bool is_ip_literal(const char *s)
 int rl_tls_connect(redis_lock_client *c, rl_conn *conn, int64_t deadline_ms)
 {
     const rl_url *u = &c->url;
-    const char *name = u->sni ? u->sni : u->host;
+    const char *name = u->sni ? u->sni : conn->host[0] ? conn->host : u->host;
     rl_tls *t = rl_calloc(1, sizeof *t);
     if (!t)
         return rl_error(REDIS_LOCK_ENOMEM, "out of memory opening a TLS connection");

@@ -1,5 +1,5 @@
-/* redis://, rediss:// and unix:// URL parsing, and a printable form with the password
- * masked. */
+/* redis://, rediss://, redis+sentinel://, rediss+sentinel:// and unix:// URL parsing, and a
+ * printable form with the password masked. */
 #include "internal.h"
 
 #include <ctype.h>
@@ -79,11 +79,40 @@ void rl_url_free(rl_url *u)
     free(u->cert);
     free(u->key);
     free(u->sni);
+    free(u->master_name);
+    for (int i = 0; i < u->nsentinels; i++)
+        free(u->sentinels[i].host);
+    free(u->sentinels);
+    free(u->sentinel_user);
+    free(u->sentinel_password);
     memset(u, 0, sizeof *u);
+}
+
+/* redis+sentinel://[user[:***]@]h1:p1,h2:p2/MASTER/db */
+static int build_masked_sentinel(rl_url *u)
+{
+    size_t n = (u->user ? strlen(u->user) : 0) + strlen(u->master_name) + 64;
+    for (int i = 0; i < u->nsentinels; i++)
+        n += strlen(u->sentinels[i].host) + 16;
+    u->masked = rl_malloc(n);
+    if (!u->masked)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+    size_t o = (size_t)snprintf(u->masked, n, "%s://%s%s%s", u->tls ? "rediss+sentinel" : "redis+sentinel",
+                                u->user ? u->user : "", u->password ? ":***" : "",
+                                u->user || u->password ? "@" : "");
+    for (int i = 0; i < u->nsentinels; i++) {
+        bool v6 = strchr(u->sentinels[i].host, ':') != NULL;
+        o += (size_t)snprintf(u->masked + o, n - o, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "",
+                              u->sentinels[i].host, v6 ? "]" : "", u->sentinels[i].port);
+    }
+    snprintf(u->masked + o, n - o, "/%s/%d", u->master_name, u->db);
+    return 0;
 }
 
 static int build_masked(rl_url *u)
 {
+    if (u->sentinel)
+        return build_masked_sentinel(u);
     char port[16] = "";
     const char *cred_sep = u->user || u->password ? "@" : "";
     size_t n = strlen(u->host) + (u->user ? strlen(u->user) : 0) + 64;
@@ -149,6 +178,28 @@ static int parse_param(rl_url *u, const char *p, size_t n)
     int shown = (int)(nlen > 40 ? 40 : nlen);
     if (nlen == 2 && memcmp(p, "db", 2) == 0)
         return parse_int(val, vlen, 0, 1 << 30, "database", &u->db);
+    if (nlen == 12 && memcmp(p, "min_replicas", 12) == 0)
+        return parse_int(val, vlen, 0, 1000, "min_replicas", &u->min_replicas);
+    if (nlen == 18 && memcmp(p, "replica_timeout_ms", 18) == 0)
+        return parse_int(val, vlen, 1, 3600000, "replica_timeout_ms", &u->replica_timeout_ms);
+    bool suser = nlen == 13 && memcmp(p, "sentinel_user", 13) == 0;
+    if (suser || (nlen == 17 && memcmp(p, "sentinel_password", 17) == 0)) {
+        if (!u->sentinel)
+            return rl_error(REDIS_LOCK_EINVAL,
+                            "bad URL: parameter %.*s needs redis+sentinel:// or rediss+sentinel://",
+                            (int)nlen, p);
+        if (!eq || vlen == 0)
+            return rl_error(REDIS_LOCK_EINVAL, "bad URL: parameter %.*s needs a value", (int)nlen,
+                            p);
+        int code = 0;
+        char *v = decode(val, vlen, &code);
+        if (!v)
+            return code;
+        char **slot = suser ? &u->sentinel_user : &u->sentinel_password;
+        free(*slot);
+        *slot = v;
+        return 0;
+    }
     bool tls_param = nlen == 8 && memcmp(p, "insecure", 8) == 0;
     size_t i;
     for (i = 0; !tls_param && i < sizeof paths / sizeof paths[0]; i++)
@@ -186,6 +237,86 @@ static int parse_param(rl_url *u, const char *p, size_t n)
     return 0;
 }
 
+/* "host[:port]" or "[v6]:port" at [p, end) into a new string and a port. */
+static int parse_hostport(const char *p, const char *end, int defport, char **host, int *port)
+{
+    const char *hs = p, *he, *portp = NULL;
+    if (p < end && *p == '[') {
+        he = memchr(p, ']', (size_t)(end - p));
+        if (!he)
+            return rl_error(REDIS_LOCK_EINVAL, "bad URL: unterminated [IPv6] host");
+        hs = p + 1;
+        if (he + 1 < end) {
+            if (he[1] != ':')
+                return rl_error(REDIS_LOCK_EINVAL, "bad URL: junk after [IPv6] host");
+            portp = he + 2;
+        }
+    } else {
+        he = memchr(p, ':', (size_t)(end - p));
+        if (he)
+            portp = he + 1;
+        else
+            he = end;
+    }
+    if (he == hs)
+        return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty host in the list of sentinels");
+    int code = 0;
+    *host = decode(hs, (size_t)(he - hs), &code);
+    if (!*host)
+        return code;
+    *port = defport;
+    if (portp)
+        return parse_int(portp, (size_t)(end - portp), 1, 65535, "port", port);
+    return 0;
+}
+
+/* After "redis+sentinel://": [[user]:pass@]host[:port][,host[:port]...]/MASTER[/db] */
+static int parse_sentinel(rl_url *u, const char **pp)
+{
+    const char *p = *pp;
+    const char *end = p + strcspn(p, "/?#");
+    int rc = parse_userinfo(u, &p, end);
+    if (rc)
+        return rc;
+    int n = 1;
+    for (const char *q = p; q < end; q++)
+        n += *q == ',';
+    u->sentinels = rl_calloc((size_t)n, sizeof *u->sentinels);
+    if (!u->sentinels)
+        return rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+    while (p < end || u->nsentinels == 0) {
+        const char *comma = p < end ? memchr(p, ',', (size_t)(end - p)) : NULL;
+        const char *e = comma ? comma : end;
+        rl_sentinel_addr *a = &u->sentinels[u->nsentinels];
+        if ((rc = parse_hostport(p, e, 26379, &a->host, &a->port)))
+            return rc;
+        u->nsentinels++;
+        p = comma ? comma + 1 : end;
+        if (comma && p == end)
+            return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty host in the list of sentinels");
+    }
+    if (*p != '/' || p[1] == '\0' || strchr("?#/", p[1]))
+        return rl_error(REDIS_LOCK_EINVAL,
+                        "bad URL: redis+sentinel:// needs the master's name: "
+                        "redis+sentinel://host[:port][,host[:port]...]/MASTER[/db]");
+    p++;
+    size_t mlen = strcspn(p, "/?#");
+    int code = 0;
+    u->master_name = decode(p, mlen, &code);
+    if (!u->master_name)
+        return code;
+    p += mlen;
+    if (*p == '/') {
+        p++;
+        size_t dn = strcspn(p, "?#");
+        if (dn && (rc = parse_int(p, dn, 0, 1 << 30, "database", &u->db)))
+            return rc;
+        p += dn;
+    }
+    *pp = p;
+    return 0;
+}
+
 int rl_url_parse(rl_url *u, const char *url)
 {
     int rc;
@@ -194,7 +325,21 @@ int rl_url_parse(rl_url *u, const char *url)
         return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty");
     const char *p;
     u->insecure = -1;
-    if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0) {
+    u->min_replicas = -1;
+    u->replica_timeout_ms = -1;
+    if (strncmp(url, "redis+sentinel://", 17) == 0 || strncmp(url, "rediss+sentinel://", 18) == 0) {
+        u->sentinel = true;
+        u->tls = url[5] == 's';
+        p = url + (u->tls ? 18 : 17);
+        if ((rc = parse_sentinel(u, &p)))
+            goto fail;
+        u->host = rl_strdup(u->sentinels[0].host); /* until the master is known */
+        u->port = u->sentinels[0].port;
+        if (!u->host) {
+            rc = rl_error(REDIS_LOCK_ENOMEM, "out of memory parsing URL");
+            goto fail;
+        }
+    } else if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0) {
         u->tls = url[5] == 's';
         p = url + (u->tls ? 9 : 8);
         const char *end = p + strcspn(p, "/?#");
@@ -276,7 +421,8 @@ int rl_url_parse(rl_url *u, const char *url)
     } else {
         const char *colon = strstr(url, "://");
         rc = rl_error(REDIS_LOCK_EINVAL,
-                      "bad URL: unsupported scheme %.*s (use redis://, rediss:// or unix://)",
+                      "bad URL: unsupported scheme %.*s (use redis://, rediss://, "
+                      "redis+sentinel://, rediss+sentinel:// or unix://)",
                       colon ? (int)(colon - url > 20 ? 20 : colon - url) : 0, url);
         if (!colon)
             rc = rl_error(REDIS_LOCK_EINVAL, "bad URL: no scheme (use redis://host:port/db or unix:///path)");

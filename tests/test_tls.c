@@ -283,7 +283,7 @@ static void client_options_version_2(void **state)
     snprintf(key, sizeof key, "%s/client.key", d);
     /* the fields alone */
     redis_lock_client_options o;
-    redis_lock_client_options_init(&o);
+    redis_lock_client_options_init_version(&o, 2); /* a caller built against version 2 */
     assert_int_equal(o.version, 2);
     o.url = url;
     o.tls_cacert = ca;
