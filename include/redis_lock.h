@@ -52,7 +52,8 @@ extern "C" {
     X(ENOMEM, -8, "out of memory")                                                    \
     X(EUSER, -9, "a callback reported failure")                                       \
     X(ECANCELED, -10, "wait canceled")                                                \
-    X(EAUTH, -11, "authentication or permission refused")
+    X(EAUTH, -11, "authentication or permission refused")                             \
+    X(EREPLICA, -12, "too few replicas acknowledged")
 
 typedef enum {
 #define REDIS_LOCK_ENUM_(name, value, msg) REDIS_LOCK_##name = (value),

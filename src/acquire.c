@@ -307,6 +307,8 @@ typedef struct {
     bool have_answer;   /* res holds the answer of a try not judged yet */
     try_result res;
     int64_t sent_ms;    /* no later than the try that took the lock ran */
+    bool acked_known;   /* the answer came with its WAIT (min_replicas): acked is its count */
+    long long acked;
 } acquire_state;
 
 /* Sleep before the next attempt at the server (never past the deadline); a cancel ends
@@ -381,7 +383,9 @@ static int acquire_try(acquire_state *st)
     try_call_init(l, &k, st->timeout_ms != 0);
     st->queued |= l->opts.fair && st->timeout_ms != 0;
     redisReply *r = NULL;
-    int rc = rl_script(l->client, st->conn, try_script(l), &k, &r, l->scratch, l->scratch_cap);
+    int rc = rl_script_acked(l->client, st->conn, try_script(l), &k, &r, l->scratch,
+                             l->scratch_cap, &st->acked);
+    st->acked_known = rc == 0;
     bool whole_reply = rl_conn_reusable(rc);
     if (!rc && (rc = rl_parse_acquire_reply(r, l->id, &st->res)))
         whole_reply = false; /* an answer we cannot read says nothing about the key */
@@ -482,6 +486,7 @@ static int acquire_wait(acquire_state *st, int64_t until)
     if (w.maybe_tried)
         st->unanswered = true;
     if (w.have_try) {
+        st->acked_known = false; /* the queued try came without a WAIT */
         st->res = w.res;
         st->have_answer = true;
         st->sent_ms = w.tried_ms; /* it ran when the BLPOP returned, about when it answered */
@@ -548,12 +553,45 @@ static int acquire_end(acquire_state *st, int rc)
     return rc;
 }
 
+/* min_replicas: did enough replicas acknowledge the key we took? The try's own WAIT
+ * answered, or (a try queued behind a wait, or one whose answer was lost) a WAIT now. If
+ * not, the key is given back and the acquire fails with EREPLICA. */
+static int acquire_acknowledged(acquire_state *st)
+{
+    redis_lock *l = st->l;
+    redis_lock_client *c = l->client;
+    if (c->url.min_replicas <= 0)
+        return 0;
+    int rc = 0;
+    if (!st->acked_known || st->res.mine) {
+        rc = st->conn ? rl_replica_wait(c, st->conn, &st->acked) : REDIS_LOCK_ECONN;
+        if (rc && !rl_conn_reusable(rc)) {
+            rl_conn_close(st->conn);
+            st->conn = NULL;
+        }
+    }
+    if (!rc && st->acked >= c->url.min_replicas)
+        return 0;
+    if (!rc)
+        rc = rl_replica_error(c, st->acked, "acquire");
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", redis_lock_last_error());
+    rl_client_put(c, st->conn, true);
+    st->conn = NULL;
+    int rel = rl_lock_release_now(l);
+    rl_log(c, LOG_WARNING, "%s; %s", msg,
+           rel == 0 ? "the key was given back" : "could not give the key back (it expires)");
+    return rl_error(rc, "%s", msg);
+}
+
 /* The lock is ours: record it, start renewing it. */
 static int acquire_taken(acquire_state *st)
 {
     redis_lock *l = st->l;
     redis_lock_client *c = l->client;
     int rc;
+    if ((rc = acquire_acknowledged(st)))
+        return rc;
     rl_client_put(c, st->conn, true);
     st->conn = NULL;
     l->token = st->res.token;

@@ -292,6 +292,18 @@ int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_scri
 /* One call; an error reply is returned as ESERVER/EAUTH (with *out NULL). */
 int rl_script(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
               redisReply **out, char *scratch, size_t scratch_cap);
+/* The same, followed in the same pipeline by "WAIT min_replicas replica_timeout_ms" when
+ * the client has min_replicas > 0 (acked: NULL never): *acked is the number of replicas
+ * that acknowledged (INT_MAX when not asked; -1 when WAIT answered with an error). */
+int rl_script_run_acked(redis_lock_client *c, rl_conn *conn, int script,
+                        const rl_script_call *calls, int n, redisReply **out, char *scratch,
+                        size_t scratch_cap, long long *acked);
+int rl_script_acked(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
+                    redisReply **out, char *scratch, size_t scratch_cap, long long *acked);
+/* WAIT alone (after a try that rode behind a BLPOP); *acked as above. */
+int rl_replica_wait(redis_lock_client *c, rl_conn *conn, long long *acked);
+/* EREPLICA for `what` with the counts. */
+int rl_replica_error(redis_lock_client *c, long long acked, const char *what);
 /* Append one EVALSHA to a pipeline (a try queued behind a wait). */
 int rl_script_append(rl_buf *b, int script, const rl_script_call *call);
 const char *rl_script_source(int script);

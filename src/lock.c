@@ -292,14 +292,16 @@ int rl_lock_enter(redis_lock *l)
     return 0;
 }
 
-static int run_script(redis_lock *l, int script, long long *out, const rl_script_call *k)
+/* acked: NULL, or the replicas that acknowledged (see rl_script_acked). */
+static int run_script_acked(redis_lock *l, int script, long long *out, const rl_script_call *k,
+                            long long *acked)
 {
     rl_conn *conn;
     int rc = rl_client_get(l->client, &conn);
     if (rc)
         return rc;
     redisReply *r = NULL;
-    rc = rl_script(l->client, conn, script, k, &r, l->scratch, l->scratch_cap);
+    rc = rl_script_acked(l->client, conn, script, k, &r, l->scratch, l->scratch_cap, acked);
     rl_client_put(l->client, conn, rl_conn_reusable(rc));
     if (!rc && r->type != REDIS_REPLY_INTEGER)
         rc = rl_error(REDIS_LOCK_ESERVER, "unexpected reply to a lock script");
@@ -308,6 +310,11 @@ static int run_script(redis_lock *l, int script, long long *out, const rl_script
     if (r)
         freeReplyObject(r);
     return rc;
+}
+
+static int run_script(redis_lock *l, int script, long long *out, const rl_script_call *k)
+{
+    return run_script_acked(l, script, out, k, NULL);
 }
 
 /* The release or reset script's call: KEYS lock, signal; ARGV [id,] signal expiry. */
@@ -388,13 +395,16 @@ int redis_lock_extend(redis_lock *l, int64_t expire_ms)
         script = RL_SCRIPT_SEM_EXTEND;
     }
     long long v = 0;
-    rc = run_script(l, script, &v, &k);
+    long long acked;
+    rc = run_script_acked(l, script, &v, &k, &acked);
     if (rc)
         return rc;
     if (v == 1)
         return rl_error(REDIS_LOCK_ENOTHELD, "%s is not held by %s", l->name, l->id);
     if (v == 2)
         return rl_error(REDIS_LOCK_ENOEXPIRE, "%s has no expiry to extend", l->name);
+    if (acked < l->client->url.min_replicas)
+        return rl_replica_error(l->client, acked, "extend");
     return 0;
 }
 

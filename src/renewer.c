@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,19 +140,28 @@ static int renew_batch(rl_renewer *r, renew_room *m, int n)
         else if (l->limit)
             rl_sem_extend_call(l, k, l->opts.expire_ms);
     }
+    long long acked = INT_MAX; /* the fewest replicas that acknowledged a pipeline */
     for (int kind = 0; !rc && kind < 3; kind++) {
         int from = start[kind], to = start[kind + 1];
+        long long a = INT_MAX;
         if (to > from)
-            rc = rl_script_run(c, r->conn, scripts[kind], m->calls + from, to - from,
-                               m->replies + from, NULL, 0);
+            rc = rl_script_run_acked(c, r->conn, scripts[kind], m->calls + from, to - from,
+                                     m->replies + from, NULL, 0, &a);
+        if (a < acked)
+            acked = a;
         for (int i = 0; rc && i < from; i++) {
             freeReplyObject(m->replies[i]);
             m->replies[i] = NULL;
         }
     }
+    if (!rc && acked < c->url.min_replicas)
+        rl_log(c, LOG_WARNING, "renewal not acknowledged by enough replicas (%lld of %d): "
+               "counted as not renewed", acked < 0 ? 0 : acked, c->url.min_replicas);
     for (int i = 0; !rc && i < n; i++) {
         redisReply *rep = m->replies[i];
-        if (rep->type == REDIS_REPLY_INTEGER)
+        if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && acked < c->url.min_replicas)
+            m->results[i] = -1; /* renewed on the master only: not renewed */
+        else if (rep->type == REDIS_REPLY_INTEGER)
             m->results[i] = (int)rep->integer;
         else if (rep->str)
             rl_log(c, LOG_WARNING, "renewing %s: %.*s", m->batch[i]->name, (int)rep->len,

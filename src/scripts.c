@@ -5,7 +5,10 @@
  * edit that forgets to update one fails the suite. */
 #include "internal.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 
 /* Lua pieces that several scripts share, spliced in as string literals (a script's text,
  * and so its SHA1, stays what it was). */
@@ -64,15 +67,21 @@ static const struct {
     "if ok then\n"
     "    redis.call('zrem', KEYS[3], ARGV[1])\n"
     "    if ARGV[3] == '1' then\n"
-    "        -- a missing counter starts from the server's clock (microseconds), so that\n"
-    "        -- tokens keep increasing across a restart that lost the key\n"
+    "        -- the token is the larger of counter + 1 and the server's clock (microseconds),\n"
+    "        -- so that tokens keep increasing across a restart that lost the key and a\n"
+    "        -- failover to a replica that missed the latest increments\n"
     "        local t = redis.call('time')\n"
-    "        redis.call('set', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])), 'NX')\n"
+    "        local now = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+    "        redis.call('set', KEYS[2], now, 'NX')\n"
     "        -- a fence key that cannot count (wrong type, overflow) must not leave the lock set\n"
     "        local token = redis.pcall('incr', KEYS[2])\n"
     "        if type(token) == 'table' and token.err then\n"
     "            redis.call('del', KEYS[1])\n"
     "            return token\n"
+    "        end\n"
+    "        if token < tonumber(now) then\n"
+    "            redis.call('set', KEYS[2], now)\n"
+    "            return {1, redis.call('incrby', KEYS[2], 0)}\n"
     "        end\n"
     "        return {1, token}\n"
     "    end\n"
@@ -91,7 +100,7 @@ static const struct {
     "    end\n"
     "end\n"
     "return {0, owner, redis.call('pttl', KEYS[1]), lease}\n",
-        "7db8f5ab12a62e7e3243c8600eaf1aa35668cf41"},
+        "279722c9a02a02df9a849fcbfb2214e4e13a54cc"},
     [RL_SCRIPT_RELEASE] = {
     "-- redis-lock release: KEYS lock, signal; ARGV id, signal expiry (ms)\n"
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then\n"
@@ -140,12 +149,18 @@ static const struct {
     "    redis.call('zrem', lease, id)\n"
     "    redis.call('del', prefix .. id)\n"
     "    if ARGV[3] == '1' then\n"
+    "        -- max(counter + 1, clock in us), as the acquire script\n"
     "        local t = redis.call('time')\n"
-    "        redis.call('set', fence, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')\n"
+    "        local now = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+    "        redis.call('set', fence, now, 'NX')\n"
     "        local token = redis.pcall('incr', fence)\n"
     "        if type(token) == 'table' and token.err then\n"
     "            redis.call('del', lock)\n"
     "            return token\n"
+    "        end\n"
+    "        if token < tonumber(now) then\n"
+    "            redis.call('set', fence, now)\n"
+    "            return {1, redis.call('incrby', fence, 0)}\n"
     "        end\n"
     "        return {1, token}\n"
     "    end\n"
@@ -189,7 +204,7 @@ static const struct {
     "    next = tonumber(first[2]) - now\n"
     "end\n"
     "return {0, owner, redis.call('pttl', lock), next}\n",
-        "29b91427ecb1a2c93e93d1ea7547808d8e7ab601"},
+        "9a4b4bfeb7e1fc97a0e56d5c5b693dfba1009067"},
     [RL_SCRIPT_FAIR_LEAVE] = {
     "-- redis-lock fair release/leave/give back: KEYS lock, signal, queue, lease;\n"
     "-- ARGV id, signal expiry (ms), mode (release, leave, giveback), wake prefix\n"
@@ -273,7 +288,9 @@ static const struct {
     "redis.call('set', lock, marker)\n"
     "follow(lock, shared)\n"
     "if ARGV[3] == '1' then\n"
-    "    redis.call('set', fence, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')\n"
+    "    -- max(counter + 1, clock in us), as the acquire script\n"
+    "    local now = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+    "    redis.call('set', fence, now, 'NX')\n"
     "    local token = redis.pcall('incr', fence)\n"
     "    if type(token) == 'table' and token.err then\n"
     "        redis.call('zrem', shared, id)\n"
@@ -282,10 +299,14 @@ static const struct {
     "        end\n"
     "        return token\n"
     "    end\n"
+    "    if token < tonumber(now) then\n"
+    "        redis.call('set', fence, now)\n"
+    "        return {1, redis.call('incrby', fence, 0)}\n"
+    "    end\n"
     "    return {1, token}\n"
     "end\n"
     "return {1, 0}\n",
-        "7550d65e51504f37e14cbfae0de321c6c09bbfa4"},
+        "c6a982a4b90ad21b11623e4d947182a0f8403d65"},
     [RL_SCRIPT_SHARED_RELEASE] = {
     "-- redis-lock shared release: KEYS lock, shared, signal; ARGV id, signal expiry (ms),\n"
     "-- shared marker\n"
@@ -535,16 +556,47 @@ int rl_script_append(rl_buf *b, int script, const rl_script_call *call)
     return append(b, "EVALSHA", scripts[script].sha, call);
 }
 
+/* Replica acknowledgement: "WAIT min_replicas replica_timeout_ms" behind the scripts. */
+static int append_wait(redis_lock_client *c, rl_buf *b)
+{
+    char n[16], ms[16];
+    snprintf(n, sizeof n, "%d", c->url.min_replicas);
+    snprintf(ms, sizeof ms, "%d", c->url.replica_timeout_ms);
+    const char *argv[3] = {"WAIT", n, ms};
+    return rl_buf_add(b, 3, argv, NULL);
+}
+
+/* The number of replicas a WAIT reply counts (-1: an error reply, logged). */
+static long long wait_count(redis_lock_client *c, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    rl_log(c, LOG_WARNING, "WAIT: %.*s", (int)(r->str && r->len < 200 ? r->len : 0),
+           r->str ? r->str : "");
+    return -1;
+}
+
 /* Send b and read one reply for each entry of out whose slot is wanted (all when only
- * is NULL). On error every reply read so far is freed. */
+ * is NULL), then the WAIT behind them when acked is set (it may take the replica timeout
+ * on top of the command timeout). On error every reply read so far is freed. */
 static int send_and_read(redis_lock_client *c, rl_conn *conn, const rl_buf *b, redisReply **out,
-                         const bool *only, int n)
+                         const bool *only, int n, long long *acked)
 {
     int rc = rl_conn_send(c, conn, b->data, b->len);
     int64_t deadline = rl_now_ms() + c->opts.command_timeout_ms;
     for (int i = 0; !rc && i < n; i++)
         if (!only || only[i])
             rc = rl_conn_read(c, conn, &out[i], deadline, -1);
+    if (!rc && acked) {
+        redisReply *w = NULL;
+        rc = rl_conn_read(c, conn, &w,
+                          rl_now_ms() + c->opts.command_timeout_ms + c->url.replica_timeout_ms,
+                          -1);
+        if (!rc)
+            *acked = wait_count(c, w);
+        if (w)
+            freeReplyObject(w);
+    }
     if (rc)
         for (int i = 0; i < n; i++)
             if (!only || only[i]) {
@@ -558,6 +610,38 @@ static int send_and_read(redis_lock_client *c, rl_conn *conn, const rl_buf *b, r
 int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *calls,
                   int n, redisReply **out, char *scratch, size_t scratch_cap)
 {
+    return rl_script_run_acked(c, conn, script, calls, n, out, scratch, scratch_cap, NULL);
+}
+
+int rl_replica_wait(redis_lock_client *c, rl_conn *conn, long long *acked)
+{
+    *acked = INT_MAX;
+    if (c->url.min_replicas <= 0)
+        return 0;
+    rl_buf b = {0};
+    int rc = append_wait(c, &b);
+    if (!rc)
+        rc = send_and_read(c, conn, &b, NULL, NULL, 0, acked);
+    rl_buf_free(&b);
+    return rc;
+}
+
+int rl_replica_error(redis_lock_client *c, long long acked, const char *what)
+{
+    return rl_error(REDIS_LOCK_EREPLICA,
+                    "%s: too few replicas acknowledged (%lld of min_replicas %d within %d ms)",
+                    what, acked < 0 ? 0 : acked, c->url.min_replicas, c->url.replica_timeout_ms);
+}
+
+int rl_script_run_acked(redis_lock_client *c, rl_conn *conn, int script,
+                        const rl_script_call *calls, int n, redisReply **out, char *scratch,
+                        size_t scratch_cap, long long *acked)
+{
+    if (acked) {
+        *acked = INT_MAX;
+        if (c->url.min_replicas <= 0)
+            acked = NULL;
+    }
     enum { INLINE = 64 };
     bool inline_refused[INLINE], *refused = NULL;
     rl_buf b = {0};
@@ -567,8 +651,10 @@ int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_scri
     rl_buf_borrow(&b, scratch, scratch_cap);
     for (int i = 0; i < n && !rc; i++)
         rc = rl_script_append(&b, script, &calls[i]);
+    if (!rc && acked)
+        rc = append_wait(c, &b);
     if (!rc)
-        rc = send_and_read(c, conn, &b, out, NULL, n);
+        rc = send_and_read(c, conn, &b, out, NULL, n, acked);
     rl_buf_free(&b);
     if (rc)
         return rc;
@@ -593,8 +679,10 @@ int rl_script_run(redis_lock_client *c, rl_conn *conn, int script, const rl_scri
         out[i] = NULL;
         rc = append(&b, "EVAL", scripts[script].source, &calls[i]);
     }
+    if (!rc && acked)
+        rc = append_wait(c, &b); /* what the re-sent calls wrote must be acknowledged too */
     if (!rc)
-        rc = send_and_read(c, conn, &b, out, refused, n);
+        rc = send_and_read(c, conn, &b, out, refused, n, acked);
     rl_buf_free(&b);
     if (rc)
         goto fail;
@@ -615,7 +703,13 @@ fail:
 int rl_script(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
               redisReply **out, char *scratch, size_t scratch_cap)
 {
-    int rc = rl_script_run(c, conn, script, call, 1, out, scratch, scratch_cap);
+    return rl_script_acked(c, conn, script, call, out, scratch, scratch_cap, NULL);
+}
+
+int rl_script_acked(redis_lock_client *c, rl_conn *conn, int script, const rl_script_call *call,
+                    redisReply **out, char *scratch, size_t scratch_cap, long long *acked)
+{
+    int rc = rl_script_run_acked(c, conn, script, call, 1, out, scratch, scratch_cap, acked);
     if (!rc && (rc = rl_reply_error(*out, "lock script failed"))) {
         freeReplyObject(*out);
         *out = NULL;

@@ -61,6 +61,28 @@ static void scripts_follow_the_wire_protocol(void **state)
     r = redisCommand(ctx, "PTTL lock:w");
     assert_true(r->integer > 4000 && r->integer <= 5000);
     freeReplyObject(r);
+    /* a counter behind the clock (a promoted replica that missed increments) jumps to the
+     * clock: the token is max(counter + 1, server time in us) */
+    freeReplyObject(redisCommand(ctx, "SET lock-fence:stale 5"));
+    r = redisCommand(ctx, "EVAL %s 3 lock:stale lock-fence:stale lock-writers:stale id-1 5000 1 0 x",
+                     rl_script_source(RL_SCRIPT_ACQUIRE));
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    long long jumped = r->element[1]->integer;
+    assert_true(jumped > 1000000000000000LL);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(ctx, "DEL lock:stale"));
+    r = redisCommand(ctx, "EVAL %s 3 lock:stale lock-fence:stale lock-writers:stale id-1 5000 1 0 x",
+                     rl_script_source(RL_SCRIPT_ACQUIRE));
+    assert_true(r->element[1]->integer > jumped);
+    freeReplyObject(r);
+    /* a counter ahead of the clock just counts on */
+    freeReplyObject(redisCommand(ctx, "DEL lock:stale"));
+    freeReplyObject(redisCommand(ctx, "SET lock-fence:stale 5000000000000000"));
+    r = redisCommand(ctx, "EVAL %s 3 lock:stale lock-fence:stale lock-writers:stale id-1 5000 1 0 x",
+                     rl_script_source(RL_SCRIPT_ACQUIRE));
+    assert_int_equal(r->element[1]->integer, 5000000000000001LL); /* below 2^53: exact in Lua */
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(ctx, "DEL lock:stale lock-fence:stale"));
     /* busy: the owner and its TTL */
     r = redisCommand(ctx, "EVALSHA %s 3 lock:w lock-fence:w lock-writers:w id-2 0 0 2000 x",
                      rl_script_sha(RL_SCRIPT_ACQUIRE));

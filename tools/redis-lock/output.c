@@ -92,6 +92,7 @@ int cli_exit_status_for(int rc)
 {
     switch (rc) {
     case REDIS_LOCK_ECONN:
+    case REDIS_LOCK_EREPLICA: /* too few replicas acknowledged: the service is degraded */
         return EX_UNAVAILABLE;
     case REDIS_LOCK_EAUTH:
         return EX_NOPERM;
