@@ -254,12 +254,97 @@ static void master_killed_while_held(void **state)
     rt_deploy_wait_healthy(&d, 90);
 }
 
+/* min_replicas=1: with both replicas stopped the acquire is EREPLICA and the key is given
+ * back (an extend too is EREPLICA); with them running it succeeds. */
+static void min_replicas(void **state)
+{
+    (void)state;
+    rt_sentinel_load(&d);
+    int m = rt_sentinel_master(&d);
+    redis_lock_client *c = sentinel_client("?min_replicas=1&replica_timeout_ms=500");
+    redis_lock_options lo;
+    redis_lock_options_init(&lo);
+    lo.expire_ms = 10000;
+    lo.fencing = true;
+    redis_lock *l;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "sentinel:replicas", &lo));
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 0));
+    int64_t t1 = redis_lock_fencing_token(l);
+    assert_rl(REDIS_LOCK_OK, redis_lock_extend(l, 10000));
+    for (int i = 0; i < d.nnodes; i++)
+        if (i != m)
+            rt_node_signal(&d, &d.nodes[i], SIGSTOP);
+    assert_rl(REDIS_LOCK_EREPLICA, redis_lock_extend(l, 10000));
+    assert_non_null(strstr(redis_lock_last_error(), "too few replicas"));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    int64_t t0 = rt_now_ms();
+    assert_rl(REDIS_LOCK_EREPLICA, redis_lock_acquire(l, 0));
+    printf("figure: EREPLICA after %lld ms (replica_timeout_ms 500): %s\n",
+           (long long)(rt_now_ms() - t0), redis_lock_last_error());
+    assert_false(node_has(m, "lock:sentinel:replicas", redis_lock_id(l)));
+    redisReply *r = rt_node_cmd(&d.nodes[m], "EXISTS lock:sentinel:replicas");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    for (int i = 0; i < d.nnodes; i++)
+        if (i != m)
+            rt_node_signal(&d, &d.nodes[i], SIGCONT);
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 5000));
+    assert_true(redis_lock_fencing_token(l) > t1);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+    rt_deploy_wait_healthy(&d, 60);
+}
+
+/* Fencing tokens across SENTINEL FAILOVER keep increasing, even when the promoted replica
+ * has a fence counter behind the old master's. */
+static void tokens_across_failover(void **state)
+{
+    (void)state;
+    rt_sentinel_load(&d);
+    redis_lock_client *c = sentinel_client(NULL);
+    redis_lock_options lo;
+    redis_lock_options_init(&lo);
+    lo.fencing = true;
+    redis_lock *l;
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&l, c, "sentinel:tokens", &lo));
+    int64_t last = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 20; i++) {
+            assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 5000));
+            int64_t t = redis_lock_fencing_token(l);
+            if (t <= last)
+                fail_msg("token %lld after %lld", (long long)t, (long long)last);
+            last = t;
+            assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+        }
+        int m = rt_sentinel_master(&d);
+        /* the replica that will be promoted missed increments: its counter is set back
+         * (written on the replicas themselves, briefly writable) */
+        for (int i = 0; i < d.nnodes; i++)
+            if (i != m) {
+                freeReplyObject(rt_node_cmd(&d.nodes[i], "CONFIG SET replica-read-only no"));
+                freeReplyObject(rt_node_cmd(&d.nodes[i], "SET lock-fence:sentinel:tokens 1"));
+                freeReplyObject(rt_node_cmd(&d.nodes[i], "CONFIG SET replica-read-only yes"));
+            }
+        rt_sentinel_failover(&d, 1);
+    }
+    assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l, 10000));
+    assert_true(redis_lock_fencing_token(l) > last);
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(l));
+    redis_lock_free(l);
+    redis_lock_client_close(c);
+    rt_deploy_wait_healthy(&d, 60);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(discovery),
         cmocka_unit_test(failover_while_held),
         cmocka_unit_test(master_killed_while_held),
+        cmocka_unit_test(min_replicas),
+        cmocka_unit_test(tokens_across_failover),
     };
     return RT_RUN(tests, argc, argv, 0);
 }
