@@ -125,6 +125,11 @@ REDIS_LOCK_EXTERN int redis_lock_client_open(redis_lock_client **out,
  * must have been freed first. NULL is a no-op. */
 REDIS_LOCK_EXTERN void redis_lock_client_close(redis_lock_client *client);
 
+/* The data node that answered the client's last command, as "host:port" (or the unix
+ * socket's path), into buf (NUL-terminated). Under Sentinel it names the master that was
+ * used. REDIS_LOCK_EINVAL when buf is NULL or too small. */
+REDIS_LOCK_EXTERN int redis_lock_client_node(redis_lock_client *client, char *buf, size_t size);
+
 /* ---- lock ---- */
 
 typedef struct redis_lock redis_lock;

@@ -198,6 +198,11 @@ void rl_client_put(redis_lock_client *c, rl_conn *conn, bool ok)
     }
     conn->next = c->pool;
     c->pool = conn;
+    if (c->url.unix_socket)
+        snprintf(c->last_node, sizeof c->last_node, "%s", conn->host);
+    else
+        snprintf(c->last_node, sizeof c->last_node, strchr(conn->host, ':') ? "[%s]:%d" : "%s:%d",
+                 conn->host, conn->port);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -309,4 +314,22 @@ void redis_lock_client_close(redis_lock_client *c)
     rl_tls_client_free(c);
     rl_url_free(&c->url);
     free(c);
+}
+
+int redis_lock_client_node(redis_lock_client *c, char *buf, size_t size)
+{
+    rl_error_clear();
+    if (!c || !buf || !size)
+        return rl_error(REDIS_LOCK_EINVAL, "client and buf must not be NULL");
+    rl_client_check_fork(c);
+    pthread_mutex_lock(&c->mu);
+    size_t n = strlen(c->last_node);
+    bool fits = n < size;
+    if (fits)
+        memcpy(buf, c->last_node, n + 1);
+    pthread_mutex_unlock(&c->mu);
+    if (!fits)
+        return rl_error(REDIS_LOCK_EINVAL, "buffer of %zu bytes too small for the node name",
+                        size);
+    return 0;
 }

@@ -209,6 +209,7 @@ struct redis_lock_client {
     rl_conn *sub;
     int64_t sub_retry_ms;
     pthread_mutex_t resolve_mu; /* one resolution at a time */
+    char last_node[300]; /* guarded by mu: the node of the last connection given back */
 };
 /* Take a healthy connection from the pool, or open one. */
 int rl_client_get(redis_lock_client *c, rl_conn **out);

@@ -127,6 +127,7 @@ int rl_sentinel_master(redis_lock_client *c, int64_t deadline, char *host, size_
 {
     pthread_mutex_lock(&c->resolve_mu);
     pthread_mutex_lock(&c->mu);
+    rl_sentinel_poll_locked(c); /* a +switch-master not taken in yet */
     bool known = c->resolved;
     bool subscribe = c->sub == NULL;
     pthread_mutex_unlock(&c->mu);

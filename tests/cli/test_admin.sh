@@ -88,7 +88,7 @@ assert d['name']=='exp' and d['held'] is True and d['owner']=='second' and d['tt
 expect 1 "status --json free" "$RL" status --json never-taken
 check "json: free (owner null, ttl_ms null)" python3 -c "
 import json; d=json.load(open('$T/out'))
-assert d=={'name':'never-taken','held':False,'owner':None,'ttl_ms':None}, d"
+assert d=={'name':'never-taken','held':False,'owner':None,'ttl_ms':None,'node':'$SOCK'}, d"
 expect 0 "status --json no expiry" "$RL" status --json noexp
 check "json: no expiry (ttl_ms null)" python3 -c "
 import json; d=json.load(open('$T/out'))

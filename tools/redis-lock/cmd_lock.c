@@ -226,6 +226,8 @@ int cmd_status(cli_args *a)
      * stands for "shared" and the holders are listed */
     bool exclusive = held && a->shared && owner && nholders == 1 &&
                      strcmp(owner, holders[0].id) == 0;
+    char node[300] = "";
+    redis_lock_client_node(c, node, sizeof node);
     if (a->json) {
         sb_adds(&b, "{\"name\":");
         sb_json_string(&b, a->name);
@@ -242,6 +244,8 @@ int cmd_status(cli_args *a)
             sb_addf(&b, ",\"limit\":%d", a->limit);
         if (many)
             add_holders_json(&b, holders, nholders);
+        sb_adds(&b, ",\"node\":");
+        sb_json_string(&b, node);
         sb_adds(&b, "}\n");
     } else if (held && many && !exclusive) {
         sb_addf(&b, "held by %zu holder%s%s\n", nholders, nholders == 1 ? "" : "s",
@@ -257,6 +261,8 @@ int cmd_status(cli_args *a)
     } else {
         sb_adds(&b, "free\n");
     }
+    if (!a->json && cli_verbose)
+        cli_err("answered by %s", node);
     if (b.oom) {
         cli_err("out of memory");
         code = EX_SOFTWARE;

@@ -8,8 +8,9 @@
 char *cli_splice_password(const char *url, const char *pw)
 {
     const char *p, *end;
-    if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0) {
-        p = url + (url[5] == 's' ? 9 : 8);
+    if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0 ||
+        strncmp(url, "redis+sentinel://", 17) == 0 || strncmp(url, "rediss+sentinel://", 18) == 0) {
+        p = strstr(url, "://") + 3;
         end = p + strcspn(p, "/?#");
     } else if (strncmp(url, "unix://", 7) == 0) {
         p = url + 7;
