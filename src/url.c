@@ -288,9 +288,11 @@ static int parse_sentinel(rl_url *u, const char **pp)
         const char *comma = p < end ? memchr(p, ',', (size_t)(end - p)) : NULL;
         const char *e = comma ? comma : end;
         rl_sentinel_addr *a = &u->sentinels[u->nsentinels];
-        if ((rc = parse_hostport(p, e, 26379, &a->host, &a->port)))
+        rc = parse_hostport(p, e, 26379, &a->host, &a->port);
+        if (a->host)
+            u->nsentinels++; /* freed with the URL, even when its port was bad */
+        if (rc)
             return rc;
-        u->nsentinels++;
         p = comma ? comma + 1 : end;
         if (comma && p == end)
             return rl_error(REDIS_LOCK_EINVAL, "bad URL: empty host in the list of sentinels");
