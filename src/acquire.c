@@ -650,6 +650,20 @@ int redis_lock_acquire(redis_lock *l, int64_t timeout_ms)
         int64_t until = RL_INFINITE;
         switch (acquire_judge(&st, &until, &rc)) {
         case JUDGED_TAKEN:
+            if (st.conn && !rl_client_conn_current(l->client, st.conn)) {
+                /* Sentinel: won on a node that is master no more (a try queued behind a
+                 * wait that began before the switch). That key is nobody's lock: the new
+                 * master decides. Try there (the old key expires, or goes with the
+                 * demotion). */
+                rl_log(l->client, LOG_WARNING, "%s was taken on a former master; trying the "
+                       "new one", l->name);
+                rl_conn_close(st.conn);
+                st.conn = NULL;
+                st.unanswered = false;
+                if ((rc = acquire_back_off(&st)))
+                    return acquire_end(&st, rc);
+                break;
+            }
             return acquire_taken(&st);
         case JUDGED_STOP:
             return acquire_end(&st, rc);

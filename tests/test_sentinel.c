@@ -97,6 +97,20 @@ static void on_lost(redis_lock *l, void *payload)
     atomic_fetch_add(&lost_count, 1);
 }
 
+typedef struct {
+    redis_lock *w;
+    int rc;
+    int64_t acquired_ms;
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+    waiter *wt = arg;
+    wt->rc = redis_lock_acquire(wt->w, 30000);
+    wt->acquired_ms = rt_now_ms();
+    return NULL;
+}
+
 /* A renewed lock across SENTINEL FAILOVER: both clients follow the new master; a second
  * client tries the lock every 100 ms. Without replica acknowledgement a renewal that the
  * promoted replica never saw can leave the holder believing for up to one renewal interval
@@ -118,6 +132,12 @@ static void failover_while_held(void **state)
     assert_rl(REDIS_LOCK_OK, redis_lock_new(&h, c1, "sentinel:failover", &lo));
     assert_rl(REDIS_LOCK_OK, redis_lock_new(&w, c2, "sentinel:failover", NULL));
     assert_rl(REDIS_LOCK_OK, redis_lock_acquire(h, 0));
+    /* and a third client waits (in BLPOP on the old master when the switch comes) */
+    redis_lock_client *c3 = sentinel_client_named(NULL, "waiter");
+    waiter wt = {0};
+    assert_rl(REDIS_LOCK_OK, redis_lock_new(&wt.w, c3, "sentinel:failover", NULL));
+    pthread_t th;
+    assert_int_equal(0, pthread_create(&th, NULL, wait_thread, &wt));
     rt_sleep_ms(300); /* replicated */
     int64_t t0 = rt_now_ms();
     int old = rt_sentinel_master(&d);
@@ -151,17 +171,34 @@ static void failover_while_held(void **state)
         printf("figure: holder's key missed the promotion; it learned %lld ms %s the other "
                "acquired\n", window < 0 ? -window : window, window < 0 ? "before" : "after");
         assert_true(atomic_load(&lost_at) - switched <= lo.expire_ms + 1000);
+        rt_sleep_ms(500);
+        int64_t released = rt_now_ms();
         assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
+        pthread_join(th, NULL);
+        assert_rl(REDIS_LOCK_OK, wt.rc);
+        if (wt.acquired_ms < released)
+            fail_msg("the waiter acquired %lld ms before the second client released",
+                     (long long)(released - wt.acquired_ms));
     } else {
         assert_int_equal(0, atomic_load(&lost_count));
         assert_true(on_new);
         assert_true(node_has(m, "lock:sentinel:failover", redis_lock_id(h)));
+        int64_t released = rt_now_ms();
         assert_rl(REDIS_LOCK_OK, redis_lock_release(h));
-        /* released on the new master: the second client has it at once */
-        assert_rl(REDIS_LOCK_OK, redis_lock_acquire(w, 0));
-        assert_rl(REDIS_LOCK_OK, redis_lock_release(w));
         printf("figure: the holder kept the lock on the new master\n");
+        pthread_join(th, NULL);
+        assert_rl(REDIS_LOCK_OK, wt.rc);
+        if (wt.acquired_ms < released)
+            fail_msg("the waiter acquired %lld ms before the holder released",
+                     (long long)(released - wt.acquired_ms));
+        printf("time: the waiter acquired %lld ms after the release\n",
+               (long long)(wt.acquired_ms - released));
     }
+    /* the waiter's lock is on the new master */
+    assert_true(node_has(rt_sentinel_master(&d), "lock:sentinel:failover", redis_lock_id(wt.w)));
+    assert_rl(REDIS_LOCK_OK, redis_lock_release(wt.w));
+    redis_lock_free(wt.w);
+    redis_lock_client_close(c3);
     /* the old master (still writable until the sentinels demote it) never saw the other */
     assert_false(node_has(old, "lock:sentinel:failover", redis_lock_id(w)));
     redis_lock_free(h);
@@ -169,20 +206,6 @@ static void failover_while_held(void **state)
     redis_lock_client_close(c1);
     redis_lock_client_close(c2);
     rt_deploy_wait_healthy(&d, 60);
-}
-
-typedef struct {
-    redis_lock *w;
-    int rc;
-    int64_t acquired_ms;
-} waiter;
-
-static void *wait_thread(void *arg)
-{
-    waiter *wt = arg;
-    wt->rc = redis_lock_acquire(wt->w, 30000);
-    wt->acquired_ms = rt_now_ms();
-    return NULL;
 }
 
 /* kill -9 of the master while a renewed lock is held and another client waits: the waiter
