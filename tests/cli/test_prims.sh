@@ -24,7 +24,7 @@ check "--fair: 15 intervals, none overlapping" awk '
 id=$("$RL" acquire --fair order)
 for w in 1 2 3 4; do
     bg "$RL" run --fair -w 30 order -- sh -c "echo $w >>'$T/order'"
-    check "--fair: waiter $w queued" wait_until 5 queued lock-queue:order "$w"
+    check "--fair: waiter $w queued" wait_until 20 queued lock-queue:order "$w"
 done
 expect 0 "--fair: release hands the lock on" "$RL" release --fair -i "$id" order
 for p in "${BG_PIDS[@]}"; do wait "$p"; done
@@ -35,9 +35,12 @@ expect 1 "--fair: status of the free lock" "$RL" status --fair order
 
 # --- shared: shared runs overlap; a plain run waits for them; a waiting plain run stops
 # new shared ones
-bg "$RL" run -s rw -- sh -c "touch '$T/r1'; while [ ! -e '$T/r2' ]; do sleep 0.02; done; sleep 0.3"
-bg "$RL" run -s rw -- sh -c "touch '$T/r2'; while [ ! -e '$T/r1' ]; do sleep 0.02; done; sleep 0.3"
-check "-s: two shared runs are inside at once" wait_until 5 test -e "$T/r1" -a -e "$T/r2"
+# each holds until both are inside and the checks below are done ($T/rdone; at most 60 s, so
+# a failed run leaves nothing behind): a fixed hold let a loaded machine end both before a check
+hold_until() { echo "i=0; while [ ! -e '$1' ] && [ \$i -lt 1200 ]; do sleep 0.05; i=\$((i + 1)); done"; }
+bg "$RL" run -s rw -- sh -c "touch '$T/r1'; $(hold_until "$T/r2"); $(hold_until "$T/rdone")"
+bg "$RL" run -s rw -- sh -c "touch '$T/r2'; $(hold_until "$T/r1"); $(hold_until "$T/rdone")"
+check "-s: two shared runs are inside at once" wait_until 20 test -e "$T/r1" -a -e "$T/r2"
 expect 0 "-s: status lists the shared holders" "$RL" status -s rw
 check "-s: 'held by 2 holders (shared)' and two holder lines" bash -c "
     head -n1 '$T/out' | grep -qx 'held by 2 holders (shared)' &&
@@ -49,11 +52,12 @@ d = json.load(open('$T/out'))
 assert d['name'] == 'rw' and d['held'] is True and d['owner'] is None, d
 assert len(d['holders']) == 2 and all(len(h['id']) == 24 and h['ttl_ms'] > 0 for h in d['holders']), d"
 expect 1 "-s: a plain run cannot enter while shared holders hold" "$RL" run -n rw -- true
+touch "$T/rdone"
 for p in "${BG_PIDS[@]}"; do wait "$p"; done
 BG_PIDS=()
 rid=$("$RL" acquire -s -x 30 rw2)
 bg "$RL" run -w 20 rw2 -- touch "$T/writer-ran"
-check "-s: the waiting plain run counts as a writer" wait_until 5 queued lock-writers:rw2 1
+check "-s: the waiting plain run counts as a writer" wait_until 20 queued lock-writers:rw2 1
 expect 1 "-s: a new shared run is kept out by the waiting writer" "$RL" run -s -n rw2 -- true
 expect 0 "-s: extend the shared hold" "$RL" extend -s -i "$rid" -x 20 rw2
 expect 0 "-s: release the shared hold" "$RL" release -s -i "$rid" rw2
@@ -64,11 +68,12 @@ expect 1 "-s: release again: not held" "$RL" release -s -i "$rid" rw2
 one_line_error "is not held by" "-s: not-held message"
 
 # --- semaphore: never more than N, conflicts, status
+# each run holds 1 s: a shorter hold let a loaded machine start the runs too far apart to overlap
 cnt=$T/cnt
 for p in 1 2 3 4 5 6; do
     bg "$RL" run --limit 2 -w 60 sem -- sh -c "
         mkdir '$cnt.lock.'\$\$ 2>/dev/null; n=\$(ls -d '$cnt'.lock.* | wc -l); echo \$n >>'$cnt'
-        sleep 0.2; rmdir '$cnt.lock.'\$\$"
+        sleep 1; rmdir '$cnt.lock.'\$\$"
 done
 allok=1
 for p in "${BG_PIDS[@]}"; do wait "$p" || allok=0; done
