@@ -263,7 +263,10 @@ static void *renewer_main(void *arg)
             if (!l->renew_registered)
                 continue; /* released meanwhile; release waits for renew_busy */
             if (m.results[i] == 0) {
-                l->renew_due_ms = now + interval_of(l);
+                /* the key's new expiry counts from when the server ran the extend, at the
+                 * earliest when it was sent: count the next interval from there too, or a
+                 * slow round (a cold script cache costs two) is taken out of the margin */
+                l->renew_due_ms = sent + interval_of(l);
                 l->renewed_ms = sent;
                 l->renew_retry = false;
                 continue;
@@ -350,7 +353,8 @@ int rl_renewer_add(redis_lock *l)
         l->renew_next = r->head;
         r->head = l;
     }
-    l->renew_due_ms = rl_now_ms() + interval_of(l);
+    /* from when the acquiring command was sent: the key's expiry counts from no earlier */
+    l->renew_due_ms = (l->renewed_ms ? l->renewed_ms : rl_now_ms()) + interval_of(l);
     l->renew_retry = false;
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->mu);
