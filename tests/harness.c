@@ -368,6 +368,19 @@ redis_lock_client *rt_client(const rt_server *s)
     return rt_client_url(s->url);
 }
 
+void rt_dump_stacks(pid_t pid)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null 2>&1 && gdb -p %ld -batch -nx -q "
+             "-ex 'thread apply all bt' </dev/null 1>&2 2>/dev/null",
+             (long)pid);
+    fprintf(stderr, "harness: the stacks of process %ld:\n", (long)pid);
+    fflush(stderr);
+    if (system(cmd) != 0)
+        fprintf(stderr, "harness: could not print them (is gdb installed?)\n");
+}
+
 int rt_run(const char *group, const struct CMUnitTest *tests, size_t n, int argc, char **argv,
            int with_server)
 {

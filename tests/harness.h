@@ -77,6 +77,10 @@ int64_t rt_now_us(void);
 int64_t rt_now_ms(void);
 void rt_sleep_ms(int64_t ms);
 
+/* A child process that hung: print every thread's stack to stderr (gdb in batch mode, if it
+ * is installed and may attach), so that a hang in CI says where it was stuck. */
+void rt_dump_stacks(pid_t pid);
+
 /* Run tests; argv[1] (optional) is a name filter, as in `test_lock acquire_*`. */
 int rt_run(const char *group, const struct CMUnitTest *tests, size_t n, int argc, char **argv,
            int with_server);

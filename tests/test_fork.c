@@ -34,6 +34,7 @@ static int wait_child(pid_t pid, int64_t ms, const char *what)
         if (p == pid)
             return status;
         if (rt_now_ms() > end) {
+            rt_dump_stacks(pid);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             fail_msg("%s: the child did not finish within %lld ms (hung)", what, (long long)ms);
@@ -225,6 +226,7 @@ static void child_frees_handle_during_parents_renewal(void **state)
     while (waitpid(pid, &status, WNOHANG) != pid) {
         if (rt_now_ms() - t0 > 3000) {
             hung = true;
+            rt_dump_stacks(pid);
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             break;
