@@ -14,16 +14,83 @@ static atomic_ulong fork_generation;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The fork guard. A renewal thread is the library's, so the application cannot keep it
+ * still while it forks; if the thread is inside the allocator, hiredis or OpenSSL at that
+ * moment, the locks it holds there are copied locked into the child, and the child hangs
+ * the first time it needs them (starting its own renewal thread, say). So the thread holds
+ * the guard (shared) while it works and lets go of it whenever it waits for the network;
+ * the prepare handler takes it exclusively, so fork() waits for the thread's work in hand
+ * (CPU time only: never a server's reply) and the child finds every such lock free.
+ * Writers first: a stream of renewals cannot hold a fork back. */
+static pthread_rwlock_t fork_guard = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static _Thread_local unsigned guard_depth;    /* this thread's rl_fork_guard_enter()s */
+static _Thread_local bool guard_held_for_fork; /* the prepare handler took it */
+
+void rl_fork_guard_enter(void)
+{
+    if (guard_depth++ == 0)
+        pthread_rwlock_rdlock(&fork_guard);
+}
+
+void rl_fork_guard_leave(void)
+{
+    if (--guard_depth == 0)
+        pthread_rwlock_unlock(&fork_guard);
+}
+
+unsigned rl_fork_guard_suspend(void)
+{
+    unsigned depth = guard_depth;
+    if (depth) {
+        guard_depth = 0;
+        pthread_rwlock_unlock(&fork_guard);
+    }
+    return depth;
+}
+
+void rl_fork_guard_resume(unsigned depth)
+{
+    if (depth) {
+        pthread_rwlock_rdlock(&fork_guard);
+        guard_depth = depth;
+    }
+}
+
+static void on_fork_prepare(void)
+{
+    /* a thread that forks while it holds the guard itself cannot wait for it */
+    guard_held_for_fork = guard_depth == 0;
+    if (guard_held_for_fork)
+        pthread_rwlock_wrlock(&fork_guard);
+}
+
+static void on_fork_parent(void)
+{
+    if (guard_held_for_fork)
+        pthread_rwlock_unlock(&fork_guard);
+    guard_held_for_fork = false;
+}
+
 static void on_fork_child(void)
 {
     atomic_fetch_add(&fork_generation, 1);
     pthread_mutex_init(&fork_mu, NULL);
+    /* the forking thread is the child's only one, and it is not the writer glibc
+     * recorded (its thread id changed): a fresh lock, shared again if it held it */
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&fork_guard, &a);
+    pthread_rwlockattr_destroy(&a);
+    guard_held_for_fork = false;
+    if (guard_depth)
+        pthread_rwlock_rdlock(&fork_guard);
     rl_renewer_atfork_child();
 }
 
 static void register_atfork(void)
 {
-    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
 unsigned long rl_fork_gen(void)
@@ -65,7 +132,10 @@ void rl_log(redis_lock_client *c, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* the application's code never runs under the fork guard */
+    unsigned guard = rl_fork_guard_suspend();
     c->opts.log(level, msg, c->opts.log_payload);
+    rl_fork_guard_resume(guard);
 }
 
 /* Where each version's fields end (see rl_options_copy). */

@@ -90,7 +90,11 @@ int rl_wait_fd(int fd, short events, int64_t deadline_ms, int wake_fd)
             ts.tv_nsec = (long)(left_us % 1000000) * 1000L;
             tsp = &ts;
         }
+        unsigned guard = rl_fork_guard_suspend(); /* a fork need not wait for a server */
         int n = ppoll(p, wake_fd >= 0 ? 2 : 1, tsp, NULL);
+        int err = errno;
+        rl_fork_guard_resume(guard);
+        errno = err;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -169,7 +173,11 @@ static int connect_socket(redis_lock_client *c, const char *host, int port, int6
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         snprintf(portbuf, sizeof portbuf, "%d", port);
+        unsigned guard = rl_fork_guard_suspend(); /* nor for a name server */
         int gai = getaddrinfo(host, portbuf, &hints, &res);
+        int gai_errno = errno;
+        rl_fork_guard_resume(guard);
+        errno = gai_errno;
         if (gai)
             return rl_error(REDIS_LOCK_ECONN, "cannot resolve %s: %s", host,
                             gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));

@@ -1,7 +1,10 @@
 /* The one renewal thread of a client: serves every auto-renewed lock of the client on
  * its own connection, one pipelined batch of extend scripts per wake-up. A renewal that
  * failed is tried again after a back-off, never early, and a batch the server did not
- * serve holds the next one back (see docs/design.md, the renewal thread). */
+ * serve holds the next one back (see docs/design.md, the renewal thread). The thread
+ * works under the fork guard (client.c) and lets go of it while it waits; its start and
+ * its end are covered by the thread that starts or stops it, so that no fork() copies a
+ * lock the thread holds halfway through being born or torn down. */
 #include "internal.h"
 
 #include <errno.h>
@@ -22,6 +25,9 @@ typedef struct rl_renewer {
     pthread_cond_t done;  /* a batch finished: renew_busy flags were cleared */
     pthread_t thread;
     bool stop;
+    bool started;   /* the thread is up (its working memory allocated) */
+    bool left_loop; /* it saw stop and waits for may_exit */
+    bool may_exit;  /* the stopper holds the fork guard: the thread may end */
     redis_lock *head;     /* registered locks */
     rl_conn *conn;
     /* after a batch the server did not answer: no batch before not_before_ms */
@@ -204,13 +210,17 @@ static void *renewer_main(void *arg)
     rl_renewer *r = arg;
     redis_lock_client *c = r->c;
     renew_room m = {0};
-    room_alloc(&m);
+    room_alloc(&m); /* under the guard of rl_renewer_add, which waits for started */
     pthread_mutex_lock(&r->mu);
+    r->started = true;
+    pthread_cond_broadcast(&r->done);
     while (!r->stop) {
         if (!m.batch || !m.lost || !m.results || !m.calls || !m.replies) {
             /* cannot work without memory: retry allocating soon */
             pthread_mutex_unlock(&r->mu);
+            rl_fork_guard_enter();
             bool ok = room_alloc(&m);
+            rl_fork_guard_leave();
             pthread_mutex_lock(&r->mu);
             if (!ok)
                 timed_wait(r, rl_now_ms() + RL_BACKOFF_MIN_MS);
@@ -250,9 +260,11 @@ static void *renewer_main(void *arg)
             m.batch[i]->renew_busy = true;
         pthread_mutex_unlock(&r->mu);
 
+        rl_fork_guard_enter();
         rl_log(c, LOG_DEBUG, "renewing %d lock%s", n, n == 1 ? "" : "s");
         int64_t sent = rl_now_ms();
         int rc = renew_batch(r, &m, n);
+        rl_fork_guard_leave();
 
         pthread_mutex_lock(&r->mu);
         int nlost = 0;
@@ -310,6 +322,12 @@ static void *renewer_main(void *arg)
             m.batch[i]->renew_busy = false;
         pthread_cond_broadcast(&r->done);
     }
+    /* the stopper takes the guard before it lets us end: our teardown (freeing, and the
+     * thread's own exit in the C library) happens while no fork() can copy it */
+    r->left_loop = true;
+    pthread_cond_broadcast(&r->done);
+    while (!r->may_exit)
+        pthread_cond_wait(&r->done, &r->mu);
     pthread_mutex_unlock(&r->mu);
     room_free(&m);
     return NULL;
@@ -334,7 +352,16 @@ int rl_renewer_add(redis_lock *l)
         pthread_cond_init(&r->wake, &ca);
         pthread_condattr_destroy(&ca);
         pthread_cond_init(&r->done, NULL);
+        /* no fork() while the thread is being born: it allocates then */
+        rl_fork_guard_enter();
         int err = pthread_create(&r->thread, NULL, renewer_main, r);
+        if (!err) {
+            pthread_mutex_lock(&r->mu);
+            while (!r->started)
+                pthread_cond_wait(&r->done, &r->mu);
+            pthread_mutex_unlock(&r->mu);
+        }
+        rl_fork_guard_leave();
         if (err) {
             pthread_cond_destroy(&r->wake);
             pthread_cond_destroy(&r->done);
@@ -389,9 +416,17 @@ void rl_renewer_stop(redis_lock_client *c)
     pthread_mutex_lock(&r->mu);
     r->stop = true;
     pthread_cond_signal(&r->wake);
+    while (!r->left_loop) /* a batch in flight may wait for its server: not under the guard */
+        pthread_cond_wait(&r->done, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    rl_fork_guard_enter(); /* the thread's end, and its connection's, are not fork()ed */
+    pthread_mutex_lock(&r->mu);
+    r->may_exit = true;
+    pthread_cond_broadcast(&r->done);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
     rl_conn_close(r->conn);
+    rl_fork_guard_leave();
     pthread_cond_destroy(&r->wake);
     pthread_cond_destroy(&r->done);
     pthread_mutex_destroy(&r->mu);

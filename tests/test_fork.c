@@ -200,6 +200,72 @@ static void child_renews_its_own_locks(void **state)
     redis_lock_client_close(c);
 }
 
+/* One fork of fork_racing_renewal_threads: the parent (client c) forks at once; the child
+ * takes an auto-renewed lock (it starts a renewal thread of its own), lets the thread renew
+ * it, and closes everything. Fails the test if the child hangs. */
+static void fork_and_renew_in_child(redis_lock_client *c, int round)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        redis_lock_options o;
+        redis_lock_options_init(&o);
+        o.expire_ms = 1000;
+        o.renewal_interval_ms = 20;
+        o.auto_renewal = true;
+        char name[32];
+        snprintf(name, sizeof name, "race-child-%d", round);
+        redis_lock *l = NULL;
+        int bad = redis_lock_new(&l, c, name, &o) || redis_lock_acquire(l, 0);
+        rt_sleep_ms(50); /* a couple of renewals */
+        bad |= redis_lock_release(l) != 0;
+        redis_lock_free(l);
+        redis_lock_client_close(c);
+        _exit(bad ? 1 : 0);
+    }
+    int status = wait_child(pid, 10000, "fork_racing_renewal_threads");
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void fork_racing_renewal_threads(void **state)
+{
+    (void)state;
+    /* fork() at the moments the parent's renewal thread allocates: while it is being
+     * born (right after the first auto-renewed acquire), while it renews (every 20 ms),
+     * and while it ends. A lock the thread held there (the allocator's, OpenSSL's) must
+     * not be copied held into the child, which would hang as soon as it needed it. */
+    redis_lock_options o;
+    redis_lock_options_init(&o);
+    o.expire_ms = 1000;
+    o.renewal_interval_ms = 20;
+    o.auto_renewal = true;
+    for (int round = 0; round < 20; round++) {
+        redis_lock_client *c = rt_client(&rt_main);
+        redis_lock *l[4];
+        for (int i = 0; i < 4; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "race-%d-%d", round, i);
+            assert_rl(REDIS_LOCK_OK, redis_lock_new(&l[i], c, name, &o));
+        }
+        assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l[0], 0)); /* the thread starts */
+        fork_and_renew_in_child(c, round);
+        for (int i = 1; i < 4; i++)
+            assert_rl(REDIS_LOCK_OK, redis_lock_acquire(l[i], 0));
+        rt_sleep_ms(round % 5 * 7); /* somewhere in the thread's renewals */
+        fork_and_renew_in_child(c, round);
+        for (int i = 0; i < 4; i++) {
+            assert_rl(REDIS_LOCK_OK, redis_lock_release(l[i]));
+            redis_lock_free(l[i]);
+        }
+        redis_lock_client_close(c); /* the thread ends */
+    }
+    redisReply *r = rt_cmd(&rt_main, "KEYS lock:race*"); /* every lock was released */
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+}
+
 static void child_frees_handle_during_parents_renewal(void **state)
 {
     (void)state;
@@ -296,6 +362,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(child_uses_inherited_client, rt_flush),
         cmocka_unit_test_setup(child_does_not_renew_parents_locks, rt_flush),
         cmocka_unit_test_setup(child_renews_its_own_locks, rt_flush),
+        cmocka_unit_test_setup(fork_racing_renewal_threads, rt_flush),
         cmocka_unit_test_setup(child_frees_handle_during_parents_renewal, rt_flush),
         cmocka_unit_test_setup(child_cancel_after_use_does_not_wake_parent, rt_flush),
         cmocka_unit_test_setup(child_cancel_first_does_not_wake_parent, rt_flush),
