@@ -17,25 +17,47 @@ static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 /* The fork guard. A renewal thread is the library's, so the application cannot keep it
  * still while it forks; if the thread is inside the allocator, hiredis or OpenSSL at that
  * moment, the locks it holds there are copied locked into the child, and the child hangs
- * the first time it needs them (starting its own renewal thread, say). So the thread holds
- * the guard (shared) while it works and lets go of it whenever it waits for the network;
- * the prepare handler takes it exclusively, so fork() waits for the thread's work in hand
- * (CPU time only: never a server's reply) and the child finds every such lock free.
- * Writers first: a stream of renewals cannot hold a fork back. */
-static pthread_rwlock_t fork_guard = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-static _Thread_local unsigned guard_depth;    /* this thread's rl_fork_guard_enter()s */
-static _Thread_local bool guard_held_for_fork; /* the prepare handler took it */
+ * the first time it needs them (starting its own renewal thread, say). So such a thread
+ * is counted in the guard while it works and leaves it whenever it waits (for the network,
+ * or in the application's log callback); the prepare handler waits until no thread is in,
+ * and keeps new ones out until fork() returns, so fork() waits only for work in hand (CPU
+ * time, never a server's reply) and the child finds every such lock free. A waiting fork
+ * goes first: a stream of renewals cannot hold it back. The guard is a count under a
+ * mutex held briefly, not a lock held across fork(), so the child inherits no lock held
+ * by the forking thread either. */
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t guard_cv = PTHREAD_COND_INITIALIZER;
+static unsigned guard_workers;             /* threads inside the guard */
+static unsigned guard_forks;               /* fork()s waiting for them, or under way */
+static _Thread_local unsigned guard_depth; /* this thread's rl_fork_guard_enter()s */
+
+static void guard_take(void)
+{
+    pthread_mutex_lock(&guard_mu);
+    while (guard_forks) /* a fork waits: it goes first */
+        pthread_cond_wait(&guard_cv, &guard_mu);
+    guard_workers++;
+    pthread_mutex_unlock(&guard_mu);
+}
+
+static void guard_give(void)
+{
+    pthread_mutex_lock(&guard_mu);
+    if (--guard_workers == 0 && guard_forks)
+        pthread_cond_broadcast(&guard_cv);
+    pthread_mutex_unlock(&guard_mu);
+}
 
 void rl_fork_guard_enter(void)
 {
     if (guard_depth++ == 0)
-        pthread_rwlock_rdlock(&fork_guard);
+        guard_take();
 }
 
 void rl_fork_guard_leave(void)
 {
     if (--guard_depth == 0)
-        pthread_rwlock_unlock(&fork_guard);
+        guard_give();
 }
 
 unsigned rl_fork_guard_suspend(void)
@@ -43,7 +65,7 @@ unsigned rl_fork_guard_suspend(void)
     unsigned depth = guard_depth;
     if (depth) {
         guard_depth = 0;
-        pthread_rwlock_unlock(&fork_guard);
+        guard_give();
     }
     return depth;
 }
@@ -51,40 +73,40 @@ unsigned rl_fork_guard_suspend(void)
 void rl_fork_guard_resume(unsigned depth)
 {
     if (depth) {
-        pthread_rwlock_rdlock(&fork_guard);
+        guard_take();
         guard_depth = depth;
     }
 }
 
 static void on_fork_prepare(void)
 {
-    /* a thread that forks while it holds the guard itself cannot wait for it */
-    guard_held_for_fork = guard_depth == 0;
-    if (guard_held_for_fork)
-        pthread_rwlock_wrlock(&fork_guard);
+    pthread_mutex_lock(&guard_mu);
+    guard_forks++;
+    /* every other thread out of the guard (a thread that forks inside it cannot wait for
+     * itself) */
+    while (guard_workers > (guard_depth ? 1u : 0u))
+        pthread_cond_wait(&guard_cv, &guard_mu);
+    pthread_mutex_unlock(&guard_mu);
 }
 
 static void on_fork_parent(void)
 {
-    if (guard_held_for_fork)
-        pthread_rwlock_unlock(&fork_guard);
-    guard_held_for_fork = false;
+    pthread_mutex_lock(&guard_mu);
+    if (--guard_forks == 0)
+        pthread_cond_broadcast(&guard_cv);
+    pthread_mutex_unlock(&guard_mu);
 }
 
 static void on_fork_child(void)
 {
     atomic_fetch_add(&fork_generation, 1);
     pthread_mutex_init(&fork_mu, NULL);
-    /* the forking thread is the child's only one, and it is not the writer glibc
-     * recorded (its thread id changed): a fresh lock, shared again if it held it */
-    pthread_rwlockattr_t a;
-    pthread_rwlockattr_init(&a);
-    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&fork_guard, &a);
-    pthread_rwlockattr_destroy(&a);
-    guard_held_for_fork = false;
-    if (guard_depth)
-        pthread_rwlock_rdlock(&fork_guard);
+    /* the forking thread is the child's only one: a thread that waited to enter the
+     * guard, or to fork, is gone, and may have held guard_mu */
+    pthread_mutex_init(&guard_mu, NULL);
+    pthread_cond_init(&guard_cv, NULL);
+    guard_forks = 0;
+    guard_workers = guard_depth ? 1 : 0;
     rl_renewer_atfork_child();
 }
 
