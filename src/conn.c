@@ -569,7 +569,9 @@ int rl_conn_open(redis_lock_client *c, rl_conn **out)
         rl_log(c, LOG_INFO, "%s; asking the sentinels again in %lld ms", redis_lock_last_error(),
                (long long)wait);
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        unsigned guard = rl_fork_guard_suspend(); /* a fork need not wait for a back-off */
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
+        rl_fork_guard_resume(guard);
     }
 }
