@@ -232,9 +232,9 @@ void rl_client_check_fork(redis_lock_client *c);
 /* The fork guard: while a library thread (the renewal thread) is in it, fork() waits, so
  * that no lock of the allocator, hiredis or OpenSSL is copied held into the child. Enter
  * and leave nest; suspend/resume let go of it for a wait (every poll in rl_wait_fd, name
- * resolution, the sentinel back-off, the application's log callback) and take it back. An application thread
- * is in it only while it starts or stops a renewal thread (covering that thread's birth
- * and end). */
+ * resolution, the sentinel back-off, the application's log callback) and take it back.
+ * An application thread is in it only while it starts or stops a renewal thread
+ * (covering that thread's birth and end). */
 void rl_fork_guard_enter(void);
 void rl_fork_guard_leave(void);
 unsigned rl_fork_guard_suspend(void);
