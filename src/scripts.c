@@ -51,6 +51,46 @@
     "    redis.call('pexpire', wake, num(left))\n" \
     "end\n"
 
+/* The shared lock's keys expire with the latest shared holder (its scripts define now). */
+#define LUA_SHARED_FOLLOW \
+    "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n" \
+    "local function follow(lock, shared)\n" \
+    "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n" \
+    "    if last[2] == 'inf' then\n" \
+    "        redis.call('persist', lock)\n" \
+    "        redis.call('persist', shared)\n" \
+    "    else\n" \
+    "        local left = tonumber(last[2]) - now\n" \
+    "        if left < 1 then\n" \
+    "            left = 1\n" \
+    "        end\n" \
+    "        redis.call('pexpire', lock, num(left))\n" \
+    "        redis.call('pexpire', shared, num(left))\n" \
+    "    end\n" \
+    "end\n"
+
+/* The semaphore's keys expire with the latest permit (its scripts define now). */
+#define LUA_SEM_FOLLOW \
+    "-- the permits' key and the limit's live as long as the latest permit\n" \
+    "local function follow(permits, limit)\n" \
+    "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n" \
+    "    if not last[2] then\n" \
+    "        redis.call('del', limit)\n" \
+    "        return\n" \
+    "    end\n" \
+    "    if last[2] == 'inf' then\n" \
+    "        redis.call('persist', permits)\n" \
+    "        redis.call('persist', limit)\n" \
+    "    else\n" \
+    "        local left = tonumber(last[2]) - now\n" \
+    "        if left < 1 then\n" \
+    "            left = 1\n" \
+    "        end\n" \
+    "        redis.call('pexpire', permits, num(left))\n" \
+    "        redis.call('pexpire', limit, num(left))\n" \
+    "    end\n" \
+    "end\n"
+
 static const struct {
     const char *source;
     const char *sha;
@@ -241,21 +281,7 @@ static const struct {
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     LUA_NUM
-    "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
-    "local function follow(lock, shared)\n"
-    "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
-    "    if last[2] == 'inf' then\n"
-    "        redis.call('persist', lock)\n"
-    "        redis.call('persist', shared)\n"
-    "    else\n"
-    "        local left = tonumber(last[2]) - now\n"
-    "        if left < 1 then\n"
-    "            left = 1\n"
-    "        end\n"
-    "        redis.call('pexpire', lock, num(left))\n"
-    "        redis.call('pexpire', shared, num(left))\n"
-    "    end\n"
-    "end\n"
+    LUA_SHARED_FOLLOW
     "local lock, fence, shared, writers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local id, px, marker = ARGV[1], ARGV[2], ARGV[4]\n"
     "redis.call('zremrangebyscore', shared, '-inf', num(now))\n"
@@ -313,21 +339,7 @@ static const struct {
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     LUA_NUM
-    "-- lock:NAME's expiry, and the holders' set's, follow the latest shared holder's\n"
-    "local function follow(lock, shared)\n"
-    "    local last = redis.call('zrange', shared, -1, -1, 'WITHSCORES')\n"
-    "    if last[2] == 'inf' then\n"
-    "        redis.call('persist', lock)\n"
-    "        redis.call('persist', shared)\n"
-    "    else\n"
-    "        local left = tonumber(last[2]) - now\n"
-    "        if left < 1 then\n"
-    "            left = 1\n"
-    "        end\n"
-    "        redis.call('pexpire', lock, num(left))\n"
-    "        redis.call('pexpire', shared, num(left))\n"
-    "    end\n"
-    "end\n"
+    LUA_SHARED_FOLLOW
     "local lock, shared, signal = KEYS[1], KEYS[2], KEYS[3]\n"
     "redis.call('zremrangebyscore', shared, '-inf', num(now))\n"
     "local held = redis.call('zscore', shared, ARGV[1])\n"
@@ -374,25 +386,7 @@ static const struct {
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     LUA_NUM
-    "-- the permits' key and the limit's live as long as the latest permit\n"
-    "local function follow(permits, limit)\n"
-    "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
-    "    if not last[2] then\n"
-    "        redis.call('del', limit)\n"
-    "        return\n"
-    "    end\n"
-    "    if last[2] == 'inf' then\n"
-    "        redis.call('persist', permits)\n"
-    "        redis.call('persist', limit)\n"
-    "    else\n"
-    "        local left = tonumber(last[2]) - now\n"
-    "        if left < 1 then\n"
-    "            left = 1\n"
-    "        end\n"
-    "        redis.call('pexpire', permits, num(left))\n"
-    "        redis.call('pexpire', limit, num(left))\n"
-    "    end\n"
-    "end\n"
+    LUA_SEM_FOLLOW
     "local permits, limitkey, fence = KEYS[1], KEYS[2], KEYS[3]\n"
     "local id, px, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])\n"
     "redis.call('zremrangebyscore', permits, '-inf', num(now))\n"
@@ -442,25 +436,7 @@ static const struct {
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     LUA_NUM
-    "-- the permits' key and the limit's live as long as the latest permit\n"
-    "local function follow(permits, limit)\n"
-    "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
-    "    if not last[2] then\n"
-    "        redis.call('del', limit)\n"
-    "        return\n"
-    "    end\n"
-    "    if last[2] == 'inf' then\n"
-    "        redis.call('persist', permits)\n"
-    "        redis.call('persist', limit)\n"
-    "    else\n"
-    "        local left = tonumber(last[2]) - now\n"
-    "        if left < 1 then\n"
-    "            left = 1\n"
-    "        end\n"
-    "        redis.call('pexpire', permits, num(left))\n"
-    "        redis.call('pexpire', limit, num(left))\n"
-    "    end\n"
-    "end\n"
+    LUA_SEM_FOLLOW
     "local permits, limitkey, signal = KEYS[1], KEYS[2], KEYS[3]\n"
     "redis.call('zremrangebyscore', permits, '-inf', num(now))\n"
     "if not redis.call('zscore', permits, ARGV[1]) then\n"
@@ -481,25 +457,7 @@ static const struct {
     "local t = redis.call('time')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     LUA_NUM
-    "-- the permits' key and the limit's live as long as the latest permit\n"
-    "local function follow(permits, limit)\n"
-    "    local last = redis.call('zrange', permits, -1, -1, 'WITHSCORES')\n"
-    "    if not last[2] then\n"
-    "        redis.call('del', limit)\n"
-    "        return\n"
-    "    end\n"
-    "    if last[2] == 'inf' then\n"
-    "        redis.call('persist', permits)\n"
-    "        redis.call('persist', limit)\n"
-    "    else\n"
-    "        local left = tonumber(last[2]) - now\n"
-    "        if left < 1 then\n"
-    "            left = 1\n"
-    "        end\n"
-    "        redis.call('pexpire', permits, num(left))\n"
-    "        redis.call('pexpire', limit, num(left))\n"
-    "    end\n"
-    "end\n"
+    LUA_SEM_FOLLOW
     "local permits, limitkey = KEYS[1], KEYS[2]\n"
     "local s = redis.call('zscore', permits, ARGV[1])\n"
     "if not s or (s ~= 'inf' and tonumber(s) <= now) then\n"
